@@ -1,0 +1,122 @@
+"""``rhip …``: one entry point; each context contributes its own sub-commands."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+from rich.console import Console
+
+from rhip.kernel.errors import RhipError
+from rhip.kernel.settings import Settings
+
+console = Console()
+app = typer.Typer(
+    help="rhip — Regional Health Information Platform (区域全民健康信息平台).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+# (module, attribute, name): sub-apps that contexts expose
+SUBAPPS = (
+    ("rhip.identity.cli", "app", "mpi"),
+    ("rhip.index.cli", "app", "index"),
+    ("rhip.registry.cli", "app", "institution"),
+)
+COMMANDS = (("rhip.synth.cli", "synth", "synth"),)
+
+
+def _mount() -> None:
+    for module, attr, name in SUBAPPS:
+        sub = _optional(module, attr)
+        if sub is not None:
+            app.add_typer(sub, name=name)
+    for module, attr, name in COMMANDS:
+        fn = _optional(module, attr)
+        if fn is not None:
+            app.command(name=name)(fn)
+
+
+def _optional(module: str, attr: str):
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:  # a context not built yet
+        if exc.name != module:
+            raise
+        return None
+
+
+def engine_from_settings(settings: Settings | None = None, migrate: bool = True):
+    """The configured engine, with migrations applied (idempotent)."""
+    from rhip.store import make_engine, upgrade
+
+    settings = settings or Settings()
+    engine = make_engine(settings.effective_database_url)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Apply migrations to the configured database (RHIP_DATABASE_URL, default ./var/rhip.db)."""
+    from rhip.store import make_engine, upgrade
+    from rhip.store.migrate import current
+
+    settings = Settings()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine, revision)
+    console.print(
+        f"database at revision [bold]{current(engine)}[/] ({engine.url.render_as_string()})"
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="address to bind (default RHIP_HOST or 127.0.0.1)"),
+    port: int = typer.Option(None, help="HTTP port (default RHIP_PORT or 8000)"),
+) -> None:
+    """Run the platform: HTTP (FHIR + REST + pages)."""
+    import uvicorn
+
+    from rhip.api import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    engine = engine_from_settings(settings)
+    console.print(
+        f"rhip listening on [bold]http://{host}:{port}/[/] "
+        f"(FHIR base http://{host}:{port}/fhir, database {engine.dialect.name})"
+    )
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level=settings.log_level)
+
+
+@app.command()
+def demo(
+    residents: int = typer.Option(2000, help="residents to generate when the database is empty"),
+    seed: int = typer.Option(42, help="random seed of the synthetic city"),
+    host: str = typer.Option(None, help="address to bind"),
+    port: int = typer.Option(None, help="HTTP port"),
+) -> None:
+    """Generate a synthetic city if the database is empty, then serve it."""
+    synth = _optional("rhip.synth.cli", "synth")
+    if synth is not None:
+        synth(residents=residents, seed=seed, reset=False)
+    serve(host=host, port=port)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _mount()
+    try:
+        app()
+    except RhipError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        raise SystemExit(2) from None

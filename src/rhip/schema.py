@@ -1,0 +1,22 @@
+"""Every context's tables on the one MetaData: import this to see the whole schema.
+
+Used by migration autogeneration and by the test that the migrations match the models.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from rhip.store import metadata
+
+MODEL_MODULES = ("rhip.registry.models", "rhip.identity.models")
+
+
+def load_all():
+    for name in MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a context without tables yet
+            if exc.name != name:
+                raise
+    return metadata

@@ -1,0 +1,100 @@
+"""Set-based writes: COPY on PostgreSQL, executemany on SQLite. Never one statement per row.
+
+Rows come as a pandas DataFrame or a sequence of tuples in the table's column order given by
+``columns``. Types are those of the table: pass Python values (dates, datetimes with tzinfo, str).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Table
+
+
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: Iterable[Sequence[Any]] | Any,
+    columns: Sequence[str] | None = None,
+) -> int:
+    """Insert many rows in one round of COPY/executemany within ``conn``'s transaction.
+
+    Returns the number of rows written. ``rows`` may be a DataFrame (its columns name the
+    table's columns) or an iterable of tuples with ``columns`` naming them.
+    """
+    if hasattr(rows, "itertuples"):  # a DataFrame
+        columns = list(rows.columns)
+        data = _frame_rows(table, rows)
+    else:
+        if columns is None:
+            raise ValueError("columns are required when rows are tuples")
+        data = rows if isinstance(rows, list) else list(rows)
+    if not data:
+        return 0
+    data = [tuple(_clean(v) for v in r) for r in data] if _needs_clean(data[0]) else data
+    if conn.dialect.name == "postgresql":
+        return _copy(conn, table, columns, data)
+    return _executemany(conn, table, columns, data)
+
+
+def _frame_rows(table: Table, frame: Any) -> list[tuple]:
+    """Rows of a DataFrame as driver-ready tuples: integer columns back to int, NaN/NaT to None."""
+    frame = frame.copy()
+    for name in frame.columns:
+        col = frame[name]
+        if isinstance(table.c[name].type, Integer) and col.dtype.kind == "f":
+            frame[name] = col.astype("Int64")
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return list(frame.itertuples(index=False, name=None))
+
+
+def _needs_clean(row: Sequence[Any]) -> bool:
+    return any(_clean(v) is not v for v in row)
+
+
+def _clean(v: Any) -> Any:
+    # pandas gives NaN/NaT and numpy scalars; the drivers want None and plain Python values
+    if v is None:
+        return None
+    if isinstance(v, float) and v != v:
+        return None
+    mod = type(v).__module__
+    if mod.startswith("numpy"):
+        return v.item()
+    if mod.startswith("pandas"):
+        if str(v) == "NaT":
+            return None
+        return v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
+    return v
+
+
+def _utc_naive(v: Any) -> Any:
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v
+
+
+def _executemany(conn: Connection, table: Table, columns: Sequence[str], data: list) -> int:
+    tz_cols = [i for i, c in enumerate(columns) if _is_utc(table, c)]
+    if tz_cols:
+        data = [tuple(_utc_naive(v) if i in tz_cols else v for i, v in enumerate(r)) for r in data]
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    raw = conn.connection.driver_connection
+    raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', data)
+    return len(data)
+
+
+def _copy(conn: Connection, table: Table, columns: Sequence[str], data: list) -> int:
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in data:
+            copy.write_row(row)
+    return len(data)
+
+
+def _is_utc(table: Table, column: str) -> bool:
+    return type(table.c[column].type).__name__ == "UTCDateTime"

@@ -1,0 +1,50 @@
+"""The app factory, health probe, CapabilityStatement and error shapes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from rhip.api import create_app
+from rhip.kernel.settings import Settings
+
+
+@pytest.fixture
+def client(engine: Engine) -> TestClient:
+    return TestClient(create_app(Settings(env="test"), engine=engine))
+
+
+@pytest.mark.postgres
+def test_health_reports_database_and_schema_revision(client: TestClient, backend: str) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
+    assert body["schema_revision"]
+
+
+def test_capability_statement_is_fhir_r4_and_lists_served_resources(client: TestClient) -> None:
+    r = client.get("/fhir/metadata")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    cs = r.json()
+    assert cs["resourceType"] == "CapabilityStatement"
+    assert cs["fhirVersion"] == "4.0.1"
+    types = {res["type"] for res in cs["rest"][0]["resource"]}
+    # every resource the statement lists must really answer a search
+    for t in types:
+        assert client.get(f"/fhir/{t}", params={"_count": 1}).status_code == 200, t
+
+
+def test_unknown_endpoint_is_an_operation_outcome(client: TestClient) -> None:
+    r = client.get("/fhir/NoSuchThing/1")
+    assert r.status_code == 404
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert r.json()["issue"][0]["code"] == "not-found"
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
