@@ -9,7 +9,12 @@ import importlib
 
 from rhip.store import metadata
 
-MODEL_MODULES = ("rhip.registry.models", "rhip.identity.models")
+MODEL_MODULES = (
+    "rhip.registry.models",
+    "rhip.identity.models",
+    "rhip.exchange.models",
+    "rhip.quality.models",
+)
 
 
 def load_all():

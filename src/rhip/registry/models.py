@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from rhip.store import UTCDateTime, metadata
 
@@ -27,6 +38,10 @@ institutions = Table(
     Column("district_code", String(6), ForeignKey("districts.code"), nullable=False),
     Column("address", String(300)),
     Column("phone", String(32)),
+    # FHIR Organization.active: False once deregistered (注销); rows are never deleted
+    Column("active", Boolean, nullable=False, default=True, server_default=text("true")),
+    # FHIR Organization.partOf: e.g. a 社康 run by its district hospital (院办院管)
+    Column("part_of", String(64), ForeignKey("institutions.id")),
     # connected | testing | not_connected
     Column("connection_status", String(16), nullable=False, default="not_connected"),
     Column("connected_on", Date),
