@@ -5,8 +5,7 @@ Used by migration autogeneration and by the test that the migrations match the m
 
 from __future__ import annotations
 
-import importlib
-
+from rhip.kernel import import_optional
 from rhip.store import metadata
 
 MODEL_MODULES = (
@@ -19,9 +18,5 @@ MODEL_MODULES = (
 
 def load_all():
     for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a context without tables yet
-            if exc.name != name:
-                raise
+        import_optional(name)  # a context without tables yet is simply absent
     return metadata

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from fastapi import FastAPI, Request
@@ -13,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip import __version__
 from rhip.api.fhir.common import FHIRResponse, outcome_response
+from rhip.kernel import import_optional
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import MalformedInput, NotFound, RhipError, operation_outcome
 from rhip.kernel.settings import Settings
@@ -44,13 +44,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.vault = IdentifierVault(settings.secret_key)
     _install_error_handlers(app)
     for name in ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a context still being built
-            if exc.name != name:
-                raise
-            continue
-        app.include_router(module.router)
+        module = import_optional(name)
+        if module is not None:
+            app.include_router(module.router)
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:

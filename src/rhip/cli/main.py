@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import typer
 from rich.console import Console
 
+from rhip.kernel import import_optional
 from rhip.kernel.errors import RhipError
 from rhip.kernel.settings import Settings
 
@@ -42,12 +42,8 @@ def _mount() -> None:
 
 
 def _optional(module: str, attr: str):
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ModuleNotFoundError as exc:  # a context not built yet
-        if exc.name != module:
-            raise
-        return None
+    mod = import_optional(module)
+    return getattr(mod, attr) if mod is not None else None
 
 
 def engine_from_settings(settings: Settings | None = None, migrate: bool = True):
