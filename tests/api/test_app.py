@@ -33,6 +33,7 @@ def test_capability_statement_is_fhir_r4_and_lists_served_resources(client: Test
     assert cs["resourceType"] == "CapabilityStatement"
     assert cs["fhirVersion"] == "4.0.1"
     types = {res["type"] for res in cs["rest"][0]["resource"]}
+    assert {"Organization", "Patient"} <= types
     # every resource the statement lists must really answer a search
     for t in types:
         assert client.get(f"/fhir/{t}", params={"_count": 1}).status_code == 200, t
@@ -48,3 +49,23 @@ def test_unknown_endpoint_is_an_operation_outcome(client: TestClient) -> None:
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+def test_app_with_mllp_listens_for_hl7_and_acks(engine: Engine) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(env="test", mllp_port=port)
+    with (
+        TestClient(create_app(settings, engine=engine, mllp=True)),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as conn,
+    ):
+        msg = "MSH|^~\\&|LIS|UNKNOWN|RHIP|RHIP|20260101120000||ORU^R01|C1|P|2.5.1\r"
+        conn.sendall(b"\x0b" + msg.encode() + b"\x1c\r")
+        ack = conn.recv(65536).decode()
+    assert ack.startswith("\x0bMSH|")
+    # the sender is not a registered institution: refused, with the reason in ERR
+    assert "MSA|AR|C1" in ack
+    assert "\rERR|" in ack

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,13 +29,21 @@ ROUTERS = (
     "rhip.api.fhir.organization",
     "rhip.api.fhir.patient",
     "rhip.api.routers.registry",
+    "rhip.exchange.router",
 )
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """Build the app for ``settings``; the engine is made here unless one is given (tests)."""
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, *, mllp: bool = False
+) -> FastAPI:
+    """Build the app for ``settings``; the engine is made here unless one is given (tests).
+
+    With ``mllp`` the HL7 v2 listener runs in the same event loop on ``settings.mllp_port``
+    (0 disables it), started and stopped with the app.
+    """
     settings = settings or Settings()
     app = FastAPI(
+        lifespan=_lifespan if mllp and settings.mllp_port else None,
         title="rhip",
         version=__version__,
         description="Regional Health Information Platform (区域全民健康信息平台): FHIR R4 and "
@@ -67,6 +77,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from rhip.exchange import serve_mllp
+
+    settings: Settings = app.state.settings
+    server = await serve_mllp(
+        app.state.engine, settings.host, settings.mllp_port, vault=app.state.vault
+    )
+    app.state.mllp = server
+    log.info("MLLP listener on %s:%s", settings.host, settings.mllp_port)
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

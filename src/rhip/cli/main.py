@@ -26,11 +26,19 @@ SUBAPPS = (
     ("rhip.identity.cli", "app", "mpi"),
     ("rhip.index.cli", "app", "index"),
     ("rhip.registry.cli", "app", "institution"),
+    ("rhip.exchange.cli", "app", "inbox"),
 )
 COMMANDS = (("rhip.synth.cli", "synth", "synth"),)
 
 
+_mounted: list[bool] = []
+
+
 def _mount() -> None:
+    """Add the contexts' sub-commands once (they are imported lazily, at first use)."""
+    if _mounted:
+        return
+    _mounted.append(True)
     for module, attr, name in SUBAPPS:
         sub = _optional(module, attr)
         if sub is not None:
@@ -75,21 +83,30 @@ def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -
 def serve(
     host: str = typer.Option(None, help="address to bind (default RHIP_HOST or 127.0.0.1)"),
     port: int = typer.Option(None, help="HTTP port (default RHIP_PORT or 8000)"),
+    mllp_port: int = typer.Option(None, help="HL7 v2 MLLP port (default 2575; 0 disables)"),
 ) -> None:
-    """Run the platform: HTTP (FHIR + REST + pages)."""
+    """Run the platform: HTTP (FHIR + REST + pages) and the HL7 v2 MLLP listener."""
     import uvicorn
 
     from rhip.api import create_app
 
-    settings = Settings()
-    host = host or settings.host
-    port = port or settings.port
+    updates = {
+        k: v for k, v in (("host", host), ("port", port), ("mllp_port", mllp_port)) if v is not None
+    }
+    settings = Settings().model_copy(update=updates)
     engine = engine_from_settings(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    mllp = f"MLLP {settings.host}:{settings.mllp_port}" if settings.mllp_port else "MLLP off"
     console.print(
-        f"rhip listening on [bold]http://{host}:{port}/[/] "
-        f"(FHIR base http://{host}:{port}/fhir, database {engine.dialect.name})"
+        f"rhip listening on [bold]{url}/[/] (FHIR base {url}/fhir, {mllp}, "
+        f"database {engine.dialect.name})"
     )
-    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings, engine, mllp=True),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )
 
 
 @app.command()
@@ -98,12 +115,13 @@ def demo(
     seed: int = typer.Option(42, help="random seed of the synthetic city"),
     host: str = typer.Option(None, help="address to bind"),
     port: int = typer.Option(None, help="HTTP port"),
+    mllp_port: int = typer.Option(None, help="HL7 v2 MLLP port (0 disables)"),
 ) -> None:
     """Generate a synthetic city if the database is empty, then serve it."""
     synth = _optional("rhip.synth.cli", "synth")
     if synth is not None:
         synth(residents=residents, seed=seed, reset=False)
-    serve(host=host, port=port)
+    serve(host=host, port=port, mllp_port=mllp_port)
 
 
 def main() -> None:

@@ -1,0 +1,262 @@
+"""Reading HL7 v2.5.1 messages: the header first (delimiters, charset, sender), then the whole.
+
+The MSH is read byte-wise in ASCII before anything else, because its MSH-18 names the charset the
+rest is in (Chinese hospital systems send UTF-8 and GB18030/GBK alike) and MSH-1/MSH-2 name the
+delimiters. The body is then decoded and handed to python-hl7's ``hl7.parse``.
+
+>>> env = read_envelope(b"MSH|^~\\\\&|LIS|A^B|RHIP|RHIP|20240101||ORU^R01|C1|P|2.5.1")
+>>> env.message_type, env.control_id, env.sender_codes, env.codec
+('ORU^R01', 'C1', ('B', 'A'), 'utf-8')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import hl7
+
+from rhip.exchange.errors import (
+    DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE,
+    TABLE_VALUE_NOT_FOUND,
+    UNSUPPORTED_VERSION,
+    ContentError,
+    Location,
+    Refused,
+)
+from rhip.kernel.clock import CST
+
+# MSH-18 (HL7 table 0211, plus spellings seen in Chinese interfaces) → Python codec
+CHARSETS = {
+    "": "utf-8",
+    "ASCII": "utf-8",  # a subset: decoding as UTF-8 accepts it unchanged
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+    "8859/1": "latin-1",
+    "GB 18030-2000": "gb18030",
+    "GB18030": "gb18030",
+    "GB 18030": "gb18030",
+    "GBK": "gb18030",  # GB18030 is a superset of GBK and GB2312
+    "GB2312": "gb18030",
+    "ISO IR58": "gb18030",  # GB 2312 by its ISO-IR registration
+    "CP936": "gb18030",
+}
+DEFAULT_SEPARATORS = "|^~\\&"
+_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2}(?:\.\d{1,6})?)?([+-]\d{4})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the MSH tells before the message is decoded: enough to route, refuse or acknowledge."""
+
+    field_sep: str
+    encoding_chars: str  # MSH-2: component, repetition, escape, sub-component
+    charset: str  # MSH-18 as sent
+    codec: str  # the Python codec for it
+    sending_application: str  # MSH-3 as sent
+    sending_facility: str  # MSH-4 as sent
+    sender_codes: tuple[str, ...]  # MSH-4 HD.2 and HD.1: where a credit code may be
+    message_code: str  # MSG.1, e.g. ORU
+    trigger: str  # MSG.2, e.g. R01
+    control_id: str  # MSH-10
+    processing_id: str  # MSH-11
+    version: str  # MSH-12
+
+    @property
+    def message_type(self) -> str:
+        return f"{self.message_code}^{self.trigger}"
+
+    @property
+    def component_sep(self) -> str:
+        return self.encoding_chars[0]
+
+    @property
+    def separators(self) -> str:
+        return self.field_sep + self.encoding_chars[:4]
+
+
+def read_envelope(raw: bytes) -> Envelope:
+    """Read the MSH of ``raw``; raise Refused (AR) with ERR location when it cannot be used."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.startswith(b"MSH"):
+        what = "binary data" if _looks_binary(raw[:64]) else repr(raw[:12])
+        raise Refused(
+            f"not an HL7 v2 message: it must begin with an MSH segment, begins with {what}",
+            location=Location("MSH", 1),
+            hl7_code=SEGMENT_SEQUENCE,
+        )
+    fs, enc = _delimiters(raw)
+    header = re.split(rb"[\r\n]", raw, maxsplit=1)[0].decode("ascii", errors="replace")
+    parts = header.split(fs)
+    fields = ["", fs, *parts[1:]]  # fields[n] is MSH-n
+
+    def msh(n: int) -> str:
+        return fields[n].strip() if n < len(fields) else ""
+
+    charset = msh(18).split(enc[1])[0].strip().upper()
+    if charset not in CHARSETS:
+        raise Refused(
+            f"MSH-18 character set {charset!r} is not supported; send UNICODE UTF-8 or "
+            "GB 18030-2000",
+            location=Location("MSH", 1, 18),
+            hl7_code=TABLE_VALUE_NOT_FOUND,
+        )
+    msg_type = msh(9).split(enc[0])
+    _require(msg_type[0], 9, "MSH-9 message type")
+    _require(msg_type[1] if len(msg_type) > 1 else "", 9, "MSH-9 trigger event", component=2)
+    _require(msh(10), 10, "MSH-10 message control id")
+    _require(msh(4), 4, "MSH-4 sending facility")
+    version = msh(12).split(enc[0])[0]
+    if not version.startswith("2."):
+        raise Refused(
+            f"MSH-12 version {version!r} is not HL7 v2 (rhip speaks 2.5.1)",
+            location=Location("MSH", 1, 12),
+            hl7_code=UNSUPPORTED_VERSION,
+        )
+    hd = msh(4).split(enc[0])
+    codes = tuple(c.strip() for c in (hd[1] if len(hd) > 1 else "", hd[0]) if c.strip())
+    return Envelope(
+        fs, enc, charset, CHARSETS[charset], msh(3), msh(4), codes,
+        msg_type[0].upper(), msg_type[1].upper(), msh(10), msh(11), version,
+    )  # fmt: skip
+
+
+def _delimiters(raw: bytes) -> tuple[str, str]:
+    fs = chr(raw[3]) if len(raw) > 3 else ""
+    end = raw.find(fs.encode("latin-1"), 4) if fs else -1
+    enc = raw[4:end].decode("latin-1") if end > 0 else ""
+    chars = fs + enc
+    usable = (
+        fs
+        and 4 <= len(enc) <= 5
+        and all(32 < ord(c) < 127 and not c.isalnum() for c in chars)
+        and len(set(chars)) == len(chars)
+    )
+    if not usable:
+        raise Refused(
+            f"MSH-1/MSH-2 delimiters {chars[:8]!r} are not usable: a field separator and 4 "
+            "distinct encoding characters (component, repetition, escape, sub-component), none a "
+            "letter, digit or space, are required",
+            location=Location("MSH", 1, 2),
+            hl7_code=DATA_TYPE_ERROR,
+        )
+    return fs, enc
+
+
+def _require(value: str, field: int, what: str, component: int | None = None) -> None:
+    if not value:
+        loc = Location("MSH", 1, field, 1 if component else None, component)
+        raise Refused(f"{what} is missing", location=loc, hl7_code=REQUIRED_FIELD_MISSING)
+
+
+def _looks_binary(head: bytes) -> bool:
+    return any(b < 9 or 13 < b < 32 for b in head)
+
+
+def decode(raw: bytes, env: Envelope) -> str:
+    """The message text in its declared charset; without MSH-18, UTF-8 then GB18030 is tried."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode(env.codec)
+    except UnicodeDecodeError as exc:
+        if not env.charset:
+            try:
+                return raw.decode("gb18030")
+            except UnicodeDecodeError:
+                pass
+        declared = env.charset or "none (UTF-8 assumed)"
+        raise ContentError(
+            f"the message is not valid {env.codec.upper()} at byte {exc.start}; MSH-18 "
+            f"declares {declared}",
+            location=Location("MSH", 1, 18),
+            hl7_code=DATA_TYPE_ERROR,
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Seg:
+    """One segment, with its occurrence number among segments of its id (ERR-2.2)."""
+
+    name: str
+    seq: int
+    raw: hl7.Segment
+
+    def get(self, field: int, component: int = 1, sub: int = 1, rep: int = 1) -> str:
+        """The unescaped value at ``field.component.sub`` of repetition ``rep``, or ''."""
+        try:
+            value = self.raw.extract_field(self.seq, field, rep, component, sub)
+        except (IndexError, KeyError):
+            return ""
+        return str(value).replace("\r", "\n").strip()
+
+    def reps(self, field: int) -> int:
+        """How many repetitions ``field`` has (0 when absent or empty)."""
+        if field >= len(self.raw):
+            return 0
+        value = self.raw[field]
+        if isinstance(value, str):
+            return 1 if value else 0
+        return sum(1 for r in value if str(r))
+
+    def loc(self, field: int | None = None, component: int | None = None, rep: int = 1):
+        return Location(self.name, self.seq, field, rep if field else None, component)
+
+
+@dataclass(frozen=True, slots=True)
+class V2Message:
+    envelope: Envelope
+    segments: tuple[Seg, ...]
+
+    def first(self, name: str) -> Seg | None:
+        return next((s for s in self.segments if s.name == name), None)
+
+
+def parse(raw: bytes, env: Envelope) -> V2Message:
+    """Decode and parse the whole message with python-hl7; segment ids are checked."""
+    text = decode(raw, env).replace("\r\n", "\r").replace("\n", "\r")
+    lines = [line for line in text.split("\r") if line.strip()]
+    for i, line in enumerate(lines):
+        if not _SEGMENT_ID.match(line[:3]) or (len(line) > 3 and line[3] != env.field_sep):
+            raise ContentError(
+                f"line {i + 1} is not a segment: {line[:20]!r} (a segment id of 3 capitals "
+                f"and the field separator {env.field_sep!r} are expected)",
+                location=Location(line[:3] if line[:3].isalnum() else "MSH", 1),
+                hl7_code=SEGMENT_SEQUENCE,
+            )
+    message = hl7.parse("\r".join(lines))
+    counts: dict[str, int] = {}
+    segs = []
+    for segment in message:
+        name = str(segment[0])
+        counts[name] = counts.get(name, 0) + 1
+        segs.append(Seg(name, counts[name], segment))
+    return V2Message(env, tuple(segs))
+
+
+def parse_ts(value: str, location: Location) -> dt.datetime | None:
+    """An HL7 DTM as an aware UTC datetime; without an offset the time is CST (UTC+8)."""
+    if not value:
+        return None
+    m = _TS.match(value.strip())
+    if not m:
+        raise ContentError(
+            f"{value!r} is not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])",
+            location=location,
+            hl7_code=DATA_TYPE_ERROR,
+        )
+    try:
+        parsed = hl7.parse_datetime(value.strip())
+    except ValueError:
+        raise ContentError(
+            f"{value!r} is not a calendar date and time", location=location, hl7_code="102"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=CST)
+    return parsed.astimezone(dt.UTC)

@@ -1,0 +1,183 @@
+"""The durable inbox (收件箱): every inbound message, stored raw before it is acknowledged.
+
+A message from a verified sender takes an idempotency key (channel, sender, control id); a
+second message with the same key is a *duplicate*: stored for the record, never applied again,
+and answered with the original's acknowledgement. Failed messages keep their error and bytes and
+can be re-processed (``rhip.exchange.service.retry``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from rhip.exchange.errors import InboxError
+from rhip.exchange.models import INBOX_STATUSES, inbox_messages
+from rhip.kernel.clock import now
+
+MAX_ERROR = 4000  # characters of error text kept
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One inbound message as it arrived."""
+
+    raw: bytes
+    channel: str
+    peer: str = ""
+    sender: str = ""
+    control_id: str | None = None
+    message_type: str | None = None
+    size: int | None = None  # bytes received, when ``raw`` is only a prefix
+    received_at: dt.datetime | None = None
+
+
+def dedup_key(channel: str, sender: str, control_id: str) -> str:
+    return f"{channel}|{sender}|{control_id}"
+
+
+def _values(arrival: Arrival) -> dict[str, Any]:
+    size = arrival.size if arrival.size is not None else len(arrival.raw)
+    return {
+        "channel": arrival.channel,
+        "sender": arrival.sender[:64],
+        "peer": arrival.peer[:64],
+        "control_id": (arrival.control_id or None) and arrival.control_id[:200],
+        "message_type": (arrival.message_type or None) and arrival.message_type[:32],
+        "raw": arrival.raw,
+        "size": size,
+        "truncated": size > len(arrival.raw),
+        "received_at": arrival.received_at or now(),
+        "attempts": 0,
+    }
+
+
+def store_received(conn: Connection, arrival: Arrival, key: str | None) -> int:
+    """Insert a message to be processed. A taken ``key`` (a duplicate) raises IntegrityError:
+    call it in a transaction of its own, which a unique violation ends on PostgreSQL.
+    """
+    return conn.execute(
+        insert(inbox_messages)
+        .values(**_values(arrival), status="received", dedup_key=key)
+        .returning(inbox_messages.c.id)
+    ).scalar_one()
+
+
+def store_failed(conn: Connection, arrival: Arrival, error: str, ack: bytes | None, code: str):
+    """Insert a message that failed before it could be processed (refused, truncated)."""
+    return conn.execute(
+        insert(inbox_messages)
+        .values(
+            **_values(arrival),
+            status="failed",
+            error=error[:MAX_ERROR],
+            ack=ack,
+            ack_code=code or None,
+            processed_at=now(),
+        )
+        .returning(inbox_messages.c.id)
+    ).scalar_one()
+
+
+def store_duplicate(conn: Connection, arrival: Arrival, original: dict[str, Any]) -> int:
+    """Record a resend of ``original``, answered with the original's acknowledgement."""
+    return conn.execute(
+        insert(inbox_messages)
+        .values(
+            **_values(arrival),
+            status="duplicate",
+            duplicate_of=original["id"],
+            institution_id=original["institution_id"],
+            ack=original["ack"],
+            ack_code=original["ack_code"],
+            patient_id=original["patient_id"],
+            processed_at=now(),
+        )
+        .returning(inbox_messages.c.id)
+    ).scalar_one()
+
+
+def by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(select(inbox_messages).where(inbox_messages.c.dedup_key == key)).first()
+    return dict(row._mapping) if row else None
+
+
+def get(conn: Connection, message_id: int) -> dict[str, Any]:
+    row = conn.execute(select(inbox_messages).where(inbox_messages.c.id == message_id)).first()
+    if row is None:
+        raise InboxError(f"no inbox message {message_id}", code="not-found")
+    return dict(row._mapping)
+
+
+def claim(conn: Connection, message_id: int, statuses: Sequence[str] = ("received",)) -> bool:
+    """Take the message for processing in ``conn``'s transaction; False if it is not in
+    ``statuses`` any more (another worker got there first). On PostgreSQL the row stays locked
+    until the transaction ends, so two workers never apply one message.
+    """
+    result = conn.execute(
+        update(inbox_messages)
+        .where(inbox_messages.c.id == message_id, inbox_messages.c.status.in_(statuses))
+        .values(attempts=inbox_messages.c.attempts + 1)
+    )
+    return result.rowcount == 1
+
+
+def mark(conn: Connection, message_id: int, status: str, *, count_attempt=False, **values: Any):
+    """Set the outcome of processing: processed or failed, with ACK, error and patient."""
+    if status not in INBOX_STATUSES:
+        raise ValueError(status)
+    if values.get("error"):
+        values["error"] = values["error"][:MAX_ERROR]
+    if count_attempt:  # the claim that counted it was rolled back with the failed work
+        values["attempts"] = inbox_messages.c.attempts + 1
+    conn.execute(
+        update(inbox_messages)
+        .where(inbox_messages.c.id == message_id)
+        .values(status=status, processed_at=now(), **values)
+    )
+
+
+def set_key(conn: Connection, message_id: int, key: str) -> None:
+    """Give a message its idempotency key late (a retried refusal). A taken key raises
+    IntegrityError: call it in a transaction of its own, like ``store_received``.
+    """
+    conn.execute(
+        update(inbox_messages).where(inbox_messages.c.id == message_id).values(dedup_key=key)
+    )
+
+
+def list_messages(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    sender: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first, without the raw bytes: what an operator's list shows."""
+    cols = [c for c in inbox_messages.c if c.name not in ("raw", "ack")]
+    query = select(*cols).order_by(inbox_messages.c.id.desc()).limit(min(limit, 1000))
+    if status:
+        if status not in INBOX_STATUSES:
+            raise InboxError(
+                f"unknown inbox status {status!r}; one of {', '.join(INBOX_STATUSES)}",
+                code="value",
+            )
+        query = query.where(inbox_messages.c.status == status)
+    if sender:
+        query = query.where(inbox_messages.c.sender == sender)
+    if before_id:
+        query = query.where(inbox_messages.c.id < before_id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    """Messages per status."""
+    query = select(inbox_messages.c.status, func.count()).group_by(inbox_messages.c.status)
+    with engine.connect() as conn:
+        return {status: n for status, n in conn.execute(query)}

@@ -1,0 +1,195 @@
+"""The MLLP listener (HL7 v2 over TCP): frames ``VT message FS CR``, one ACK per message, sent
+only after the message's outcome is committed (MLLP release 2: the ACK is the commit receipt).
+
+Run alone for tests and integration rigs::
+
+    python -m rhip.exchange.mllp --db sqlite:///var/rhip.db --port 2575
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from rhip.exchange.ingest import DEFAULT_MAX_BYTES, V2Ingest
+from rhip.exchange.patients import PatientResolver
+from rhip.kernel.crypto import IdentifierVault
+
+log = logging.getLogger("rhip.exchange.mllp")
+
+VT, FS, CR = b"\x0b", b"\x1c", b"\r"
+END = FS + CR
+_BLANK = b" \t\r\n"
+CHUNK = 64 * 1024
+TRUNCATED = (
+    "MLLP frame not terminated: the connection closed or fell idle, or a new frame began, "
+    "before the end block (FS CR); no ACK could be sent"
+)
+STRAY = "bytes outside any MLLP frame (no start block VT before them); no ACK could be sent"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    kind: str  # message | oversize | truncated | stray
+    data: bytes  # the frame's content (for oversize: its first max_bytes)
+    size: int  # the content's full length
+
+
+async def read_frames(
+    reader: asyncio.StreamReader, max_bytes: int, idle_timeout: float | None = None
+) -> AsyncIterator[Frame]:
+    """Frames from a stream. An oversize frame is read to its end and reported with its head
+    only; bytes before a VT and a frame cut off by EOF, idleness or a new VT are reported too.
+    """
+    buf = bytearray()
+    in_frame = discarding = False
+    head, size = b"", 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(reader.read(CHUNK), idle_timeout)
+        except TimeoutError:
+            chunk = b""
+        if not chunk:
+            if in_frame:
+                yield Frame("truncated", head if discarding else bytes(buf), size + len(buf))
+            elif buf.strip(_BLANK):
+                yield Frame("stray", bytes(buf[:max_bytes]), len(buf))
+            return
+        buf += chunk
+        while True:
+            if not in_frame:
+                start = buf.find(VT)
+                if start < 0:
+                    break
+                if buf[:start].strip(_BLANK):
+                    yield Frame("stray", bytes(buf[:start][:max_bytes]), start)
+                del buf[: start + 1]
+                in_frame, discarding, head, size = True, False, b"", 0
+            end, restart = buf.find(END), buf.find(VT)
+            if restart >= 0 and (end < 0 or restart < end):  # the sender began anew
+                yield Frame(
+                    "truncated", head if discarding else bytes(buf[:restart]), size + restart
+                )
+                del buf[:restart]
+                in_frame = False
+                continue
+            if end >= 0:
+                if discarding:
+                    yield Frame("oversize", head, size + end)
+                elif end > max_bytes:
+                    yield Frame("oversize", bytes(buf[:max_bytes]), end)
+                else:
+                    yield Frame("message", bytes(buf[:end]), end)
+                del buf[: end + len(END)]
+                in_frame = False
+                continue
+            if not discarding and len(buf) > max_bytes:
+                head, discarding = bytes(buf[:max_bytes]), True
+            if discarding:  # keep a trailing FS: its CR may be in the next chunk
+                drop = len(buf) - (1 if buf.endswith(FS) else 0)
+                size += drop
+                del buf[:drop]
+            break
+
+
+async def serve_mllp(
+    engine: Engine,
+    host: str = "127.0.0.1",
+    port: int = 2575,
+    *,
+    resolver: PatientResolver | None = None,
+    vault: IdentifierVault | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    idle_timeout: float | None = 300.0,
+) -> asyncio.Server:
+    """Start listening (``port`` 0: any free port) and return the server; the caller owns it.
+
+    Patients resolve through the MPI with ``vault`` (default: from RHIP_SECRET_KEY) unless a
+    ``resolver`` is given.
+    """
+    ingest = V2Ingest(engine, resolver, vault=vault, max_bytes=max_bytes)
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _serve_connection(ingest, reader, writer, idle_timeout)
+
+    return await asyncio.start_server(on_connection, host, port)
+
+
+async def _serve_connection(
+    ingest: V2Ingest,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    idle_timeout: float | None,
+) -> None:
+    peername = writer.get_extra_info("peername")
+    peer = str(peername[0]) if peername else ""
+    try:
+        async for frame in read_frames(reader, ingest.max_bytes, idle_timeout):
+            if frame.kind in ("message", "oversize"):
+                size = frame.size if frame.kind == "oversize" else None
+                ack = await asyncio.to_thread(ingest.receive, frame.data, peer, size=size)
+                writer.write(VT + ack + END)
+                await writer.drain()
+            else:
+                reason = TRUNCATED if frame.kind == "truncated" else STRAY
+                await asyncio.to_thread(
+                    ingest.store_unacknowledged, frame.data, peer, reason, frame.size
+                )
+    except (ConnectionError, asyncio.IncompleteReadError):
+        log.info("MLLP peer %s went away", peer)
+    except Exception:  # the database is unreachable: send nothing, so the sender resends
+        log.exception("MLLP connection from %s: closing without ACK", peer)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+
+
+def _load_resolver(spec: str | None) -> PatientResolver | None:
+    if not spec:
+        return None
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    from rhip.store import make_engine, upgrade
+
+    engine = make_engine(args.db)
+    if args.migrate:
+        upgrade(engine)
+    server = await serve_mllp(
+        engine, args.host, args.port,
+        resolver=_load_resolver(args.resolver), max_bytes=args.max_bytes,
+    )  # fmt: skip
+    port = server.sockets[0].getsockname()[1]
+    print(f"MLLP listening on {args.host}:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="rhip MLLP listener (HL7 v2.5.1)")
+    parser.add_argument("--db", required=True, help="database URL")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2575, help="0: any free port")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
+    parser.add_argument("--resolver", help="module:function resolving patients (default: MPI)")
+    parser.add_argument("--migrate", action="store_true", help="apply migrations first")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()

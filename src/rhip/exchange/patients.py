@@ -1,0 +1,164 @@
+"""Who a message is about: PID read into a registration, resolved to a golden patient by the MPI.
+
+PID-3 identifiers that rhip can match on: the resident ID (居民身份证号, type ``NNCHN``), the
+institution's medical record number (病历号/就诊卡号, type ``MR``, assigned by the facility in
+PID-3.6 or PID-3.4, else the sender) and a passport (``PPN``). Others are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from rhip.exchange.errors import (
+    DATA_TYPE_ERROR,
+    INTERNAL_ERROR,
+    REQUIRED_FIELD_MISSING,
+    TABLE_VALUE_NOT_FOUND,
+    ContentError,
+    Location,
+    V2Error,
+)
+from rhip.exchange.hl7v2 import Seg, parse_ts
+from rhip.exchange.senders import Sender
+from rhip.kernel import systems
+from rhip.kernel.clock import CST
+from rhip.kernel.crypto import IdentifierVault
+from rhip.kernel.errors import InvalidInput
+from rhip.kernel.ids import mask, validate_resident_id
+
+GENDERS = {"M": "male", "F": "female", "O": "other", "U": "unknown", "A": "other", "N": "unknown"}
+_ID_TYPES = {systems.HL7_RESIDENT_ID: systems.RESIDENT_ID, "PPN": systems.PASSPORT}
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    system: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRegistration:
+    """A patient as one institution registered them (患者登记), in the MPI's terms."""
+
+    identifiers: tuple[Identifier, ...]
+    source: Sender  # the institution that registered the patient
+    name: str = ""
+    gender: str | None = None  # FHIR administrative gender
+    birth_date: dt.date | None = None
+    phone: str = ""
+    address: str = ""
+
+    def value_of(self, system: str) -> str | None:
+        return next((i.value for i in self.identifiers if i.system == system), None)
+
+
+# resolves a registration to a golden patient id within the message's transaction
+PatientResolver = Callable[[Connection, PatientRegistration], str]
+
+
+def registration_from_pid(pid: Seg, sender: Sender) -> PatientRegistration:
+    """Read PID into a registration; ContentError (AE) when it has no usable identifier."""
+    identifiers = []
+    for rep in range(1, pid.reps(3) + 1):
+        ident = _identifier(pid, rep, sender.credit_code)
+        if ident is not None and ident not in identifiers:
+            identifiers.append(ident)
+    if not identifiers:
+        raise ContentError(
+            "the patient has no usable identifier: PID-3 needs a resident ID (type NNCHN), a "
+            "medical record number (type MR) or a passport (type PPN)",
+            location=pid.loc(3),
+            hl7_code=REQUIRED_FIELD_MISSING,
+        )
+    sex = pid.get(8).upper()
+    if sex and sex not in GENDERS:
+        raise ContentError(
+            f"PID-8 administrative sex {sex!r} is not in HL7 table 0001 (M, F, O, U, A, N)",
+            location=pid.loc(8),
+            hl7_code=TABLE_VALUE_NOT_FOUND,
+        )
+    born = parse_ts(pid.get(7), pid.loc(7))
+    return PatientRegistration(
+        identifiers=tuple(identifiers),
+        source=sender,
+        name=_name(pid),
+        gender=GENDERS.get(sex),
+        birth_date=born.astimezone(CST).date() if born else None,
+        phone=pid.get(13),
+        address=" ".join(p for p in (pid.get(11, c) for c in (4, 3, 1)) if p),
+    )
+
+
+def _identifier(pid: Seg, rep: int, sender_code: str) -> Identifier | None:
+    value, kind = pid.get(3, 1, rep=rep), pid.get(3, 5, rep=rep).upper()
+    if not value:
+        return None
+    if kind == systems.HL7_MRN:
+        facility = next(
+            (v for v in (pid.get(3, 6, 2, rep), pid.get(3, 6, 1, rep), pid.get(3, 4, 2, rep),
+                         pid.get(3, 4, 1, rep)) if len(v) == 18 and v.isalnum()),
+            sender_code,
+        )  # fmt: skip
+        return Identifier(systems.mrn_system(facility.upper()), value)
+    if kind not in _ID_TYPES:
+        return None
+    if kind == systems.HL7_RESIDENT_ID:
+        try:
+            value = validate_resident_id(value, expression=f"PID-3[{rep}]").number
+        except InvalidInput as exc:
+            raise ContentError(
+                exc.message, location=pid.loc(3, 1, rep), hl7_code=DATA_TYPE_ERROR
+            ) from None
+    return Identifier(_ID_TYPES[kind], value)
+
+
+def _name(pid: Seg) -> str:
+    family, given = pid.get(5, 1), pid.get(5, 2)
+    if any("\u4e00" <= ch <= "\u9fff" for ch in family + given):
+        return family + given  # Chinese names are written without a space
+    return " ".join(p for p in (given, family) if p)
+
+
+def describe(reg: PatientRegistration) -> str:
+    """The registration's identifiers for an error text, masked (never a resident ID in clear)."""
+    parts = []
+    for i in reg.identifiers:
+        value = mask(i.value) if i.system in systems.SENSITIVE else i.value
+        parts.append(f"{i.system.rsplit(':', 1)[-1]}={value}")
+    return ", ".join(parts)
+
+
+def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
+    """A resolver through the master patient index (``rhip.identity.service.register``).
+
+    The MPI registers on its own connection and commits; a registration is idempotent (a known
+    MRN returns its record), so a message that fails afterwards and is retried links the same.
+    """
+
+    def resolve(conn: Connection, reg: PatientRegistration) -> str:
+        try:  # imported here: the MPI is optional for parsing and for tests with a stub
+            from rhip.identity import schemas, service
+        except ImportError:
+            raise V2Error(
+                "the master patient index is not available to resolve the patient",
+                location=Location("PID", 1, 3),
+                hl7_code=INTERNAL_ERROR,
+            ) from None
+        create = schemas.RegistrationCreate(
+            identifiers=[
+                schemas.Identifier(system=i.system, value=i.value) for i in reg.identifiers
+            ],
+            name=reg.name or None,
+            gender=reg.gender,
+            birth_date=reg.birth_date,
+            phone=reg.phone or None,
+            address=reg.address or None,
+            institution_id=reg.source.institution_id,
+        )
+        return service.register(conn.engine, vault, create).person_id
+
+    return resolve

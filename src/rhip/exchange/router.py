@@ -1,0 +1,46 @@
+"""Inbox endpoints for operators: list messages (``?status=failed``) and re-process them.
+
+The engine dependency is read from ``app.state`` here rather than imported from ``rhip.api``:
+exchange must not import api (ARCHITECTURE.md import rules).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import Engine
+
+from rhip.exchange import service
+from rhip.exchange.schemas import InboxMessagePublic, RetryRequest, RetryResultPublic
+
+router = APIRouter(prefix="/api/inbox", tags=["inbox"])
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+@router.get("", response_model=list[InboxMessagePublic])
+def list_inbox(
+    engine: EngineDep,
+    status: Annotated[str | None, Query(description="received|processed|failed|duplicate")] = None,
+    sender: Annotated[str | None, Query(description="sender credit code")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(description="page: ids below this one")] = None,
+) -> list[InboxMessagePublic]:
+    """Inbox messages, newest first, without their bytes."""
+    rows = service.list_inbox(
+        engine, status=status, sender=sender, limit=limit, before_id=before_id
+    )
+    return [InboxMessagePublic.model_validate(r) for r in rows]
+
+
+@router.post("/retry", response_model=list[RetryResultPublic])
+def retry(body: RetryRequest, engine: EngineDep, request: Request) -> list[RetryResultPublic]:
+    """Re-process failed inbox messages by id."""
+    results = service.retry(engine, body.ids, vault=request.app.state.vault)
+    return [RetryResultPublic.model_validate(r, from_attributes=True) for r in results]
