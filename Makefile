@@ -29,6 +29,7 @@ demo: install
 ## make test: install test needs, make sure PostgreSQL runs, run the whole suite
 test: install-dev
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile
 
@@ -39,6 +40,7 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python bench/mpi.py
 	$(BIN)/python bench/index.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -12,7 +12,10 @@ MODEL_MODULES = (
     "rhip.registry.models",
     "rhip.identity.models",
     "rhip.exchange.models",
+    "rhip.exchange.recognition_models",
     "rhip.quality.models",
+    "rhip.security.models",
+    "rhip.audit.models",
 )
 
 

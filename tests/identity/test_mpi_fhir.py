@@ -6,10 +6,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from factories import SETTINGS, token_headers
 from rhip.api import create_app
+from rhip.audit.models import audit_events
 from rhip.identity.models import registrations
 from rhip.kernel import systems
-from rhip.kernel.settings import Settings
 
 RID = "440305199003120026"
 MRN_A = systems.mrn_system("12440300MB0000001U")
@@ -28,7 +29,8 @@ def patient(mrn_system: str, mrn: str, rid: str | None = RID, **kw: object) -> d
 
 @pytest.fixture
 def client(engine: Engine) -> TestClient:
-    return TestClient(create_app(Settings(env="test"), engine=engine))
+    """Signed in as an operator (MPI stewardship: everything, identifiers in full)."""
+    return TestClient(create_app(SETTINGS, engine=engine), headers=token_headers("operator"))
 
 
 @pytest.mark.postgres
@@ -140,3 +142,102 @@ def test_malformed_json_and_unknown_search_parameter(client: TestClient) -> None
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["birthdate"]
     r = client.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": "A1"})
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["sourceIdentifier"]
+
+
+def _institution(engine: Engine, credit_code: str) -> str:
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from rhip.registry.models import districts, institutions
+
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        if (
+            conn.execute(select(districts.c.code).where(districts.c.code == "440305")).first()
+            is None
+        ):
+            conn.execute(insert(districts).values(code="440305", name="南山区"))
+        conn.execute(insert(institutions).values(
+            id=f"org-{credit_code[-4:]}", credit_code=credit_code, name="测试医院",
+            type="public_hospital", district_code="440305", connection_status="connected",
+            feeds="{}", functions="{}", allow_cidrs="", created_at=now, updated_at=now,
+        ))  # fmt: skip
+    return f"org-{credit_code[-4:]}"
+
+
+@pytest.mark.postgres
+def test_doctors_need_a_purpose_and_see_identifiers_masked_pix_in_full(
+    client: TestClient, engine: Engine
+) -> None:
+    pid = client.post("/fhir/Patient", json=patient(MRN_A, "A1")).json()["id"]
+    dr = token_headers("doctor", institution_id="org-x", purpose="TREAT")
+    no_purpose = token_headers("doctor", institution_id="org-x")
+    assert client.get(f"/fhir/Patient/{pid}", headers=no_purpose).status_code == 403
+    body = client.get(f"/fhir/Patient/{pid}", headers=dr).json()
+    values = {i["system"]: i["value"] for i in body["identifier"]}
+    assert values[systems.RESIDENT_ID] == "4403**********0026" and values[MRN_A] == "A1"
+    assert body["telecom"][0]["value"] == "138****8000"
+    found = client.get("/fhir/Patient", params={"identifier": RID}, headers=dr).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [pid]
+    shown = str(found["entry"])  # (the paging links echo the caller's own query)
+    assert RID not in shown and "13800138000" not in shown
+    pix = client.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_A}|A1"},
+                     headers=dr).json()  # fmt: skip
+    assert RID in [p["valueIdentifier"]["value"] for p in pix["parameter"]
+                   if p["name"] == "targetIdentifier"]  # fmt: skip
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_events.c.resource, audit_events.c.subtype,
+                                   audit_events.c.patient_id, audit_events.c.status)
+                            .order_by(audit_events.c.seq)).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        ("Patient", "read", pid, 403), ("Patient", "read", pid, 200),
+        ("Patient", "search", pid, 200), ("Patient", "search", pid, 200),
+    ]  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_integrators_register_only_with_their_own_mrn(client: TestClient, engine: Engine) -> None:
+    own = _institution(engine, "12440300MB0000001U")
+    h = token_headers("integrator", institution_id=own)
+    other = client.post("/fhir/Patient", json=patient(MRN_B, "B1"), headers=h)
+    assert other.status_code == 403 and "own institution" in other.json()["issue"][0]["diagnostics"]
+    managed = patient(MRN_A, "A1", managingOrganization={"reference": "Organization/org-zz"})
+    assert client.post("/fhir/Patient", json=managed, headers=h).status_code == 403
+    no_mrn = {**patient(MRN_A, "A1"), "identifier": [{"system": systems.RESIDENT_ID, "value": RID}]}
+    r = client.post("/fhir/Patient", json=no_mrn, headers=h)
+    assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["Patient.identifier"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(registrations)).scalar_one() == 0
+    client.post("/fhir/Patient", json=patient(MRN_B, "B1"))  # another hospital's registration
+    made = client.post("/fhir/Patient", json=patient(MRN_A, "A1"), headers=h)
+    assert made.status_code == 200, made.text  # linked to the golden record
+    shown = {(i["system"], i["value"]) for i in made.json()["identifier"]}
+    assert shown == {(MRN_A, "A1"), (systems.RESIDENT_ID, "4403**********0026")}
+    with engine.connect() as conn:
+        inst = conn.execute(select(registrations.c.institution_id)
+                            .where(registrations.c.mrn == "A1")).scalar_one()  # fmt: skip
+    assert inst == own
+    for path in (f"/fhir/Patient/{made.json()['id']}", "/fhir/Patient?name=张"):
+        assert client.get(path, headers=h).status_code == 403
+    for who in (token_headers("doctor", institution_id=own), token_headers("patient")):
+        assert (
+            client.post("/fhir/Patient", json=patient(MRN_A, "A2"), headers=who).status_code == 403
+        )
+
+
+@pytest.mark.postgres
+def test_a_patient_reads_only_their_own_record(client: TestClient) -> None:
+    mine = client.post("/fhir/Patient", json=patient(MRN_A, "A1")).json()["id"]
+    theirs = client.post("/fhir/Patient", json=patient(MRN_B, "B7", rid=None,
+                         name=[{"text": "李娜"}], birthDate="1985-01-01")).json()["id"]  # fmt: skip
+    h = token_headers("patient", patient_id=mine)
+    own = client.get(f"/fhir/Patient/{mine}", headers=h)
+    assert own.status_code == 200 and "4403**********0026" in own.text
+    other = client.get(f"/fhir/Patient/{theirs}", headers=h)
+    assert other.status_code == 404 and theirs not in other.text and "李娜" not in other.text
+    by_id = client.get("/fhir/Patient", params={"_id": f"{mine},{theirs}"}, headers=h).json()
+    assert [e["resource"]["id"] for e in by_id["entry"]] == [mine]
+    assert client.get("/fhir/Patient", params={"name": "李"}, headers=h).status_code == 403
+    assert client.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_A}|A1"},
+                      headers=h).status_code == 403  # fmt: skip

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from factories import SETTINGS, token_headers
 from rhip.api import create_app
-from rhip.kernel.settings import Settings
 from rhip.registry import InstitutionCreate, register
 from rhip.registry.models import institutions
 
@@ -17,7 +17,8 @@ TYPES = "urn:rhip:cs:institution-type"
 
 @pytest.fixture
 def client(engine: Engine) -> TestClient:
-    return TestClient(create_app(Settings(env="test"), engine=engine))
+    """Signed in as an operator: the directory, coverage and administration are all theirs."""
+    return TestClient(create_app(SETTINGS, engine=engine), headers=token_headers("operator"))
 
 
 @pytest.fixture
@@ -250,3 +251,28 @@ def test_capability_lists_organization_search_params(client: TestClient) -> None
     org = next(r for r in cs["rest"][0]["resource"] if r["type"] == "Organization")
     names = {p["name"] for p in org["searchParam"]}
     assert {"identifier", "name", "type", "district", "active"} <= names
+
+
+def test_directory_is_for_everyone_signed_in_changes_and_coverage_for_operators(
+    engine: Engine, city, payload
+) -> None:
+    anonymous = TestClient(create_app(SETTINGS, engine=engine))
+    org_id = city["深圳市南山区人民医院"]
+    assert anonymous.get(f"/fhir/Organization/{org_id}").status_code == 401
+    for role, binding in (("doctor", {"institution_id": org_id}), ("patient", {"patient_id": "p"}),
+                          ("integrator", {"institution_id": org_id})):  # fmt: skip
+        h = token_headers(role, **binding)
+        assert anonymous.get(f"/fhir/Organization/{org_id}", headers=h).status_code == 200
+        assert anonymous.get("/fhir/Organization?name=深圳", headers=h).json()["total"] >= 3
+        listed = anonymous.get("/api/registry/institutions", headers=h).json()["items"]
+        assert listed and all("allow_cidrs" not in i for i in listed)  # network config: operators
+        assert anonymous.get("/api/registry/coverage", headers=h).status_code == 403
+        r = anonymous.post("/api/registry/institutions", json=payload(9), headers=h)
+        assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
+        r = anonymous.patch(f"/api/registry/institutions/{org_id}", json={"phone": "1"}, headers=h)
+        assert r.status_code == 403
+        org = anonymous.get(f"/fhir/Organization/{org_id}", headers=h).json()
+        assert anonymous.put(f"/fhir/Organization/{org_id}", json=org, headers=h).status_code == 403
+    assert _count(engine) == 5
+    op = token_headers("operator")
+    assert anonymous.get(f"/api/registry/institutions/{org_id}", headers=op).json()["allow_cidrs"]

@@ -10,6 +10,7 @@ import typer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from rhip.exchange.models import reports
 from rhip.identity.models import registrations
 from rhip.kernel.errors import Conflict, Forbidden
 from rhip.kernel.settings import Settings
@@ -42,8 +43,15 @@ def test_writes_city_and_registrations_and_keeps_truth(engine: Engine, settings)
     assert _counts(engine) == (9, sum(COUNTS.values()), n_regs)
     assert summary.city_written and summary.residents_written and summary.residents == 150
     assert n_regs > 150  # several registrations per resident
-    assert {s for s, _, _ in seen} == {"city", "residents", "registrations"}
+    assert {s for s, _, _ in seen} == {"city", "residents", "registrations", "reports"}
     assert seen[-1][1] == seen[-1][2]  # the last stage finished
+    # the report stream went through the platform's own ingest, versions included
+    stream = summary.stream
+    assert stream is not None and stream.messages >= 300
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(reports)).scalar_one()
+    assert stored == stream.stored > 0.95 * stream.messages
+    assert {a.username for a in summary.accounts} >= {"demo-doctor", "demo-patient"}
     truth = pd.read_csv(summary.truth_path)
     assert len(truth) == n_regs and truth["true_person"].nunique() <= 150
     assert summary.quality is not None and summary.quality.recall > 0.8

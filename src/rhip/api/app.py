@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip import __version__
+from rhip.api.auth import install
 from rhip.api.fhir.common import FHIRResponse, outcome_response
 from rhip.kernel import import_optional
 from rhip.kernel.crypto import IdentifierVault
@@ -28,8 +29,16 @@ ROUTERS = (
     "rhip.api.fhir.metadata",
     "rhip.api.fhir.organization",
     "rhip.api.fhir.patient",
+    "rhip.api.fhir.reports",
+    "rhip.api.fhir.audit_event",
+    "rhip.api.routers.auth",
+    "rhip.api.routers.audit",
     "rhip.api.routers.registry",
+    "rhip.api.routers.viewing",
+    "rhip.api.routers.recognition",
     "rhip.exchange.router",
+    "rhip.quality.router",
+    "rhip.web",
 )
 
 
@@ -40,6 +49,9 @@ def create_app(
 
     With ``mllp`` the HL7 v2 listener runs in the same event loop on ``settings.mllp_port``
     (0 disables it), started and stopped with the app.
+
+    Authentication is on (``rhip.api.auth.install``): deny by default, so every route but the
+    public ones (``PUBLIC_PATHS``) needs a valid token; pages are sent to the login page.
     """
     settings = settings or Settings()
     app = FastAPI(
@@ -57,6 +69,7 @@ def create_app(
         module = import_optional(name)
         if module is not None:
             app.include_router(module.router)
+    install(app)
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:

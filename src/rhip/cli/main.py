@@ -27,8 +27,14 @@ SUBAPPS = (
     ("rhip.index.cli", "app", "index"),
     ("rhip.registry.cli", "app", "institution"),
     ("rhip.exchange.cli", "app", "inbox"),
+    ("rhip.exchange.terminology", "app", "terminology"),
+    ("rhip.security.cli", "app", "user"),
+    ("rhip.audit.cli", "app", "audit"),
 )
-COMMANDS = (("rhip.synth.cli", "synth", "synth"),)
+COMMANDS = (
+    ("rhip.synth.cli", "synth", "synth"),
+    ("rhip.exchange.ndjson", "ingest", "ingest"),
+)
 
 
 _mounted: list[bool] = []
@@ -101,11 +107,14 @@ def serve(
         f"rhip listening on [bold]{url}/[/] (FHIR base {url}/fhir, {mllp}, "
         f"database {engine.dialect.name})"
     )
+    from rhip.security.logmask import uvicorn_log_config
+
     uvicorn.run(
         create_app(settings, engine, mllp=True),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(),  # resident IDs and phones never reach a log in clear
     )
 
 
@@ -129,6 +138,9 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations report through the CLI
+    from rhip.security.logmask import install
+
+    install()
     _mount()
     try:
         app()

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from rhip.exchange import reports
-from rhip.exchange.errors import Location, as_v2_error
+from rhip.exchange.errors import ContentError, Location, as_v2_error
 from rhip.exchange.hl7v2 import Envelope, V2Message, parse_ts
 from rhip.exchange.oru import read_oru
 from rhip.exchange.patients import PatientRegistration, PatientResolver
 from rhip.exchange.senders import Sender
 from rhip.kernel.clock import now
 from rhip.kernel.errors import RhipError
+from rhip.quality import QualityRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +53,46 @@ def oru_r01(conn: Connection, msg: V2Message, ctx: Context) -> Apply:
     groups = read_oru(msg, ctx.sender)
     msh = msg.segments[0]
     sent = parse_ts(msh.get(7), Location("MSH", 1, 7))
-    items = []
+    items, gender = [], {}
     for seq, group in enumerate(groups, start=1):
         patient_id = resolve(conn, ctx, group.patient, seq)
+        gender[patient_id] = group.patient.gender
         items += [(patient_id, report) for report in group.reports]
-    batch = reports.Batch(ctx.sender.institution_id, items, sent or now(), ctx.inbox_id)
+    batch = reports.Batch(
+        ctx.sender.institution_id, items, sent or now(), ctx.inbox_id, gender=gender
+    )
+    return StoreReports(batch)
 
-    def apply(tx: Connection) -> str | None:
-        reports.store(tx, batch, recorded_at=now())
-        return items[0][0] if items else None
 
-    return apply
+@dataclass(frozen=True, slots=True)
+class StoreReports:
+    """The apply of a results message: store its batch of reports. The group commit stores the
+    batches of many messages with one ``reports.store_many`` instead of calling each."""
+
+    batch: reports.Batch
+
+    @property
+    def patient(self) -> str | None:
+        return self.batch.items[0][0] if self.batch.items else None
+
+    def __call__(self, tx: Connection) -> str | None:
+        try:
+            reports.store(tx, self.batch, recorded_at=now())
+        except QualityRejected as exc:
+            raise rejected(exc, self.batch) from None
+        return self.patient
+
+
+def rejected(exc: QualityRejected, batch: reports.Batch) -> ContentError:
+    """A quality rejection as an ACK error: ERR-2 at the failing field (or its OBR), ERR-3 the
+    rule's table 0357 code, ERR-8 every failing rule with its reason.
+    """
+    if exc.location is not None:
+        segment, sequence, field_no = exc.location
+        location = Location(segment, sequence, field_no, 1)
+    else:
+        location = batch.items[exc.findings[0].item][1].obr
+    return ContentError(exc.message, location=location, hl7_code=exc.hl7_code)
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {

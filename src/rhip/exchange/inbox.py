@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 
 from rhip.exchange.errors import InboxError
 from rhip.exchange.models import INBOX_STATUSES, inbox_messages
@@ -54,6 +55,60 @@ def _values(arrival: Arrival) -> dict[str, Any]:
         "received_at": arrival.received_at or now(),
         "attempts": 0,
     }
+
+
+def values_of(arrival: Arrival) -> dict[str, Any]:
+    """The inbox columns an arrival fills (status, ack and outcome are the caller's)."""
+    return _values(arrival)
+
+
+def allocate_ids(conn: Connection, n: int) -> list[int]:
+    """``n`` new inbox ids from the table's sequence (PostgreSQL): a group commit knows its
+    messages' ids before it writes them, so reports can reference their inbox row.
+    """
+    rows = conn.execute(
+        text(
+            "SELECT nextval(pg_get_serial_sequence('inbox_messages', 'id')) "
+            "FROM generate_series(1, :n)"
+        ),
+        {"n": n},
+    ).scalars()
+    return list(rows)
+
+
+def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are already stored (their messages are duplicates)."""
+    if not keys:
+        return set()
+    found = conn.execute(
+        select(inbox_messages.c.dedup_key).where(inbox_messages.c.dedup_key.in_(list(keys)))
+    )
+    return set(found.scalars())
+
+
+def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert finished messages (explicit ids, final status, ACK) in one statement (PostgreSQL);
+    a row whose key another transaction took meanwhile is skipped. Returns the ids written.
+    """
+    if not rows:
+        return set()
+    stmt = (
+        postgresql.insert(inbox_messages)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(inbox_messages.c.id)
+    )
+    return set(conn.execute(stmt, list(rows)).scalars())
+
+
+def set_patients(conn: Connection, patients: dict[int, str]) -> None:
+    """Set the golden patient of messages just applied, in one statement."""
+    if patients:
+        conn.execute(
+            update(inbox_messages)
+            .where(inbox_messages.c.id == bindparam("mid"))
+            .values(patient_id=bindparam("pid")),
+            [{"mid": k, "pid": v} for k, v in patients.items()],
+        )
 
 
 def store_received(conn: Connection, arrival: Arrival, key: str | None) -> int:

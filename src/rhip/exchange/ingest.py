@@ -1,8 +1,11 @@
-"""HL7 v2 ingest (消息接入): inbox first, then sender, parse, patient, store — one transaction
-per message — and the ACK last, only once the outcome is committed.
+"""HL7 v2 ingest (消息接入): sender, parse, patient, store, and the ACK last, only once the
+outcome is committed.
 
-``V2Ingest.receive(raw, peer)`` is what the MLLP listener calls for each frame; ``retry(ids)``
-runs stored messages through the same path again.
+On PostgreSQL, ``V2Ingest.receive_many(frames)`` stores and applies messages that arrived together
+in one transaction (group commit, ``rhip.exchange.groupcommit``): each message's raw inbox row and
+its reports are committed together, so one commit makes both durable. On SQLite (one writer) each
+message is stored first and processed in a second transaction. ``receive(raw, peer)`` is a batch
+of one; ``retry(ids)`` runs stored messages through the per-message path again.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from rhip.exchange import inbox
+from rhip.exchange import inbox, terminology
 from rhip.exchange.ack import build_ack
 from rhip.exchange.errors import (
     INTERNAL_ERROR,
@@ -28,11 +31,13 @@ from rhip.exchange.errors import (
     V2Error,
     as_v2_error,
 )
+from rhip.exchange.groupcommit import FrameIn, receive_batch
 from rhip.exchange.handlers import HANDLERS, Context, Handler
-from rhip.exchange.hl7v2 import Envelope, parse, read_envelope
+from rhip.exchange.hl7v2 import Envelope, read_envelope
 from rhip.exchange.inbox import Arrival
 from rhip.exchange.patients import PatientResolver, mpi_resolver
-from rhip.exchange.senders import Sender, authorise
+from rhip.exchange.senders import Sender, SenderCache, authorise
+from rhip.exchange.v2fast import parse
 from rhip.kernel.clock import now
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import RhipError
@@ -70,7 +75,8 @@ class V2Ingest:
     """The HL7 v2 path into the platform for one database.
 
     On SQLite, writes are serialised by a lock (one writer at a time is SQLite's model anyway);
-    on PostgreSQL, messages on different connections are processed concurrently.
+    on PostgreSQL, batches from different threads are processed concurrently. Registry rows of
+    senders are cached for ``sender_ttl`` seconds.
     """
 
     def __init__(
@@ -80,13 +86,18 @@ class V2Ingest:
         *,
         vault: IdentifierVault | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        sender_ttl: float = 5.0,
     ):
         self.engine = engine
+        self.senders = SenderCache(sender_ttl)
         # default: the MPI, with the vault of the configured secret (RHIP_SECRET_KEY)
         self.resolver = resolver or mpi_resolver(vault or IdentifierVault(Settings().secret_key))
         self.max_bytes = max_bytes
         sqlite = engine.dialect.name == "sqlite"
         self._lock = threading.Lock() if sqlite else contextlib.nullcontext()
+        self.group_commit = not sqlite
+        # the UCUM registry takes ~1 s to build: not on the first message's clock
+        threading.Thread(target=terminology.warm, name="ucum-warm", daemon=True).start()
 
     # -- entry points ---------------------------------------------------------------------
     def receive(self, raw: bytes, peer: str, *, size: int | None = None) -> bytes:
@@ -95,6 +106,18 @@ class V2Ingest:
         ``size`` is the full length when ``raw`` is only its first bytes (an oversize frame).
         Raises only when the database cannot be written: then nothing may be acknowledged.
         """
+        return self.receive_many([(raw, peer, size)])[0]
+
+    def receive_many(self, frames: Sequence[FrameIn]) -> list[bytes]:
+        """Store, process and acknowledge messages (``(raw, peer, size)``); ACKs in order.
+
+        PostgreSQL: one transaction for all (group commit); SQLite: one after the other.
+        """
+        if self.group_commit:
+            return receive_batch(self, frames)
+        return [self._receive_one(raw, peer, size) for raw, peer, size in frames]
+
+    def _receive_one(self, raw: bytes, peer: str, size: int | None) -> bytes:
         arrival = Arrival(raw, CHANNEL, peer, size=size, received_at=now())
         env = _envelope_or_none(raw)
         if env is not None:
@@ -143,7 +166,7 @@ class V2Ingest:
         None for a duplicate. SenderRefused passes through to be stored as a refusal.
         """
         with self._lock, self.engine.connect() as conn:
-            sender = authorise(conn, env.sender_codes, peer)
+            sender = authorise(conn, env.sender_codes, peer, self.senders)
             key = inbox.dedup_key(CHANNEL, sender.credit_code, env.control_id)
             arrival = dataclasses.replace(arrival, sender=sender.credit_code)
             try:
@@ -168,7 +191,7 @@ class V2Ingest:
         if original["status"] == "received":  # interrupted before processing: finish it now
             env = read_envelope(original["raw"])
             with self._lock, self.engine.begin() as conn:
-                sender = authorise(conn, env.sender_codes, None)
+                sender = authorise(conn, env.sender_codes, None, self.senders)
             self._process(original["id"], original["raw"], env, sender)
             with self._lock, self.engine.begin() as conn:
                 original = inbox.get(conn, original["id"])

@@ -1,6 +1,10 @@
 """The MLLP listener (HL7 v2 over TCP): frames ``VT message FS CR``, one ACK per message, sent
 only after the message's outcome is committed (MLLP release 2: the ACK is the commit receipt).
 
+Frames from all connections go to a ``Committer``: a few workers (threads, so the event loop keeps
+reading) each take every frame waiting and hand them to ``V2Ingest.receive_many`` — on PostgreSQL
+one transaction and one commit for all of them (group commit) — then answer each connection.
+
 Run alone for tests and integration rigs::
 
     python -m rhip.exchange.mllp --db sqlite:///var/rhip.db --port 2575
@@ -14,6 +18,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -28,6 +33,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 END = FS + CR
 _BLANK = b" \t\r\n"
 CHUNK = 64 * 1024
+MAX_BATCH = 64  # messages in one group commit
 TRUNCATED = (
     "MLLP frame not terminated: the connection closed or fell idle, or a new frame began, "
     "before the end block (FS CR); no ACK could be sent"
@@ -99,6 +105,51 @@ async def read_frames(
             break
 
 
+class Committer:
+    """Batches frames that wait at the same time into one ``receive_many`` call per worker.
+
+    ``workers`` batches run at once (PostgreSQL: while one commits, the next is parsed); on SQLite
+    one is enough, writes are serialised anyway.
+    """
+
+    def __init__(self, ingest: V2Ingest, workers: int = 2, max_batch: int = MAX_BATCH):
+        self.ingest = ingest
+        self.max_batch = max_batch
+        self.workers = workers if ingest.group_commit else 1
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mllp-commit")
+        self._tasks = [asyncio.ensure_future(self._run()) for _ in range(self.workers)]
+
+    async def submit(self, raw: bytes, peer: str, size: int | None = None) -> bytes:
+        """The ACK for one frame, once its batch is committed; raises if it could not be."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(((raw, peer, size), future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            frames = [frame for frame, _ in batch]
+            try:
+                acks = await loop.run_in_executor(self._pool, self.ingest.receive_many, frames)
+            except Exception as exc:  # the database is unreachable: no ACK for any of them
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), ack in zip(batch, acks, strict=True):
+                if not future.done():
+                    future.set_result(ack)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._pool.shutdown(wait=False)
+
+
 async def serve_mllp(
     engine: Engine,
     host: str = "127.0.0.1",
@@ -108,33 +159,39 @@ async def serve_mllp(
     vault: IdentifierVault | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     idle_timeout: float | None = 300.0,
+    workers: int = 2,
 ) -> asyncio.Server:
     """Start listening (``port`` 0: any free port) and return the server; the caller owns it.
 
     Patients resolve through the MPI with ``vault`` (default: from RHIP_SECRET_KEY) unless a
-    ``resolver`` is given.
+    ``resolver`` is given. ``workers``: batches committed at once (keep it within the engine's
+    connection pool).
     """
     ingest = V2Ingest(engine, resolver, vault=vault, max_bytes=max_bytes)
+    committer = Committer(ingest, workers)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(ingest, reader, writer, idle_timeout)
+        await _serve_connection(committer, reader, writer, idle_timeout)
 
-    return await asyncio.start_server(on_connection, host, port)
+    server = await asyncio.start_server(on_connection, host, port)
+    server.committer = committer  # type: ignore[attr-defined]  # closed with the loop
+    return server
 
 
 async def _serve_connection(
-    ingest: V2Ingest,
+    committer: Committer,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     idle_timeout: float | None,
 ) -> None:
     peername = writer.get_extra_info("peername")
     peer = str(peername[0]) if peername else ""
+    ingest = committer.ingest
     try:
         async for frame in read_frames(reader, ingest.max_bytes, idle_timeout):
             if frame.kind in ("message", "oversize"):
                 size = frame.size if frame.kind == "oversize" else None
-                ack = await asyncio.to_thread(ingest.receive, frame.data, peer, size=size)
+                ack = await committer.submit(frame.data, peer, size)
                 writer.write(VT + ack + END)
                 await writer.drain()
             else:
@@ -167,7 +224,7 @@ async def _main(args: argparse.Namespace) -> None:
         upgrade(engine)
     server = await serve_mllp(
         engine, args.host, args.port,
-        resolver=_load_resolver(args.resolver), max_bytes=args.max_bytes,
+        resolver=_load_resolver(args.resolver), max_bytes=args.max_bytes, workers=args.workers,
     )  # fmt: skip
     port = server.sockets[0].getsockname()[1]
     print(f"MLLP listening on {args.host}:{port}", flush=True)
@@ -182,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=2575, help="0: any free port")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--resolver", help="module:function resolving patients (default: MPI)")
+    parser.add_argument("--workers", type=int, default=2, help="batches committed at once")
     parser.add_argument("--migrate", action="store_true", help="apply migrations first")
     args = parser.parse_args(argv)
     logging.basicConfig(

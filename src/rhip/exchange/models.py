@@ -58,6 +58,8 @@ inbox_messages = Table(
     Column("processed_at", UTCDateTime),
     Index("ix_inbox_messages_status_received", "status", "received_at"),
     Index("ix_inbox_messages_sender_control", "sender", "control_id"),
+    # per-institution arrivals: feed silence (quality) and the scorecard's rejected messages
+    Index("ix_inbox_messages_institution_received", "institution_id", "received_at"),
 )
 
 # report kinds: 检验 laboratory, 检查 examination (imaging, ECG, endoscopy, pathology …)
@@ -115,6 +117,39 @@ observations = Table(
     Column("abnormal_flag", String(8)),  # OBX-8, HL7 table 0078
     Column("status", String(1)),  # OBX-11
     Column("observed_at", UTCDateTime, nullable=False),  # OBX-14, else OBR-7, else issued
+    # standardised (标准化) through code_maps and UCUM, so one test compares across institutions;
+    # the columns above keep what the institution sent
+    Column("std_system", String(200)),  # http://loinc.org, or the national recognition list
+    Column("std_code", String(64)),
+    Column("std_display", String(300)),
+    Column("std_value", Float),  # value_num in std_unit (UCUM or the map's analyte factor)
+    Column("std_unit", String(64)),  # UCUM
     Index("ix_observations_patient_code_time", "patient_id", "code", "observed_at"),
+    Index("ix_observations_patient_std_time", "patient_id", "std_code", "observed_at"),
     Index("ix_observations_report", "report_id"),
+)
+
+# 项目对照表 item code map: an institution's local item code → a standard code and unit.
+# institution_id "" is the platform default (the shipped starter list), used for every sender
+# without a row of its own; not a foreign key for that reason. A code has one row with an empty
+# from_unit (its mapping, converted by UCUM) and optionally rows with an analyte factor for a
+# unit UCUM cannot convert (mass ↔ substance: glucose mg/dL × 0.0555 → mmol/L).
+code_maps = Table(
+    "code_maps",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("institution_id", String(64), nullable=False, default=""),
+    Column("local_code", String(64), nullable=False),  # OBX-3.1 as the institution sends it
+    Column("local_display", String(300)),
+    Column("std_system", String(200), nullable=False),
+    Column("std_code", String(64), nullable=False),
+    Column("std_display", String(300), nullable=False),
+    Column("unit", String(64)),  # target UCUM unit; None for a coded or text result
+    Column("from_unit", String(64), nullable=False, default=""),  # "" or the factor's unit
+    Column("factor", Float),  # value in from_unit × factor = value in unit
+    Column("loaded_at", UTCDateTime, nullable=False),
+    UniqueConstraint(
+        "institution_id", "local_code", "from_unit", name="uq_code_maps_institution_code_unit"
+    ),
+    Index("ix_code_maps_std_code", "std_code"),
 )

@@ -48,6 +48,7 @@ class ObservationIn:
     abnormal_flag: str | None
     status: str | None
     observed_at: dt.datetime | None
+    location: Location | None = None  # the OBX it came from (ERR-2 of a quality rejection)
 
 
 @dataclass(slots=True)
@@ -196,6 +197,7 @@ def _observation(obx: Seg, position: int) -> ObservationIn:
         abnormal_flag=obx.get(8).upper()[:8] or None,
         status=obx.get(11).upper()[:1] or None,
         observed_at=parse_ts(obx.get(14), obx.loc(14)),
+        location=obx.loc(),
     )
 
 

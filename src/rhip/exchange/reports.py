@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
+from rhip import quality
+from rhip.exchange import terminology
 from rhip.exchange.models import observations, reports
 from rhip.exchange.oru import ReportIn
 from rhip.store import bulk_insert
@@ -28,7 +30,7 @@ REPORT_COLUMNS = (
 OBSERVATION_COLUMNS = (
     "report_id", "patient_id", "seq", "code_system", "code", "display", "value_type",
     "value_num", "comparator", "value_text", "value_code", "unit", "reference_range",
-    "abnormal_flag", "status", "observed_at",
+    "abnormal_flag", "status", "observed_at", *terminology.STD_COLUMNS,
 )  # fmt: skip
 
 
@@ -46,63 +48,151 @@ class Batch:
     items: Sequence[tuple[str, ReportIn]]  # (patient id, report)
     fallback_issued: dt.datetime  # MSH-7 or the receipt time, for reports without OBR-22
     inbox_id: int | None = None
+    # patient id → FHIR administrative gender (PID-8, Patient.gender), for sex-specific rules
+    gender: Mapping[str, str | None] = field(default_factory=dict)
 
 
-def store(conn: Connection, batch: Batch, *, recorded_at: dt.datetime) -> list[str]:
-    """Write the batch set-based: one query for prior versions, one update of current flags,
-    one bulk insert of reports and one of observations. Returns the new report ids.
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What became of one batch of ``store_many``: its new report ids, or why it was refused."""
+
+    ids: list[str]
+    rejection: quality.QualityRejected | None = None
+
+
+def store(
+    conn: Connection,
+    batch: Batch,
+    *,
+    recorded_at: dt.datetime,
+    rules: Sequence[quality.Rule] | None = None,
+) -> list[str]:
+    """Standardise, quality-check and write one batch; returns the new report ids.
+
+    Raises ``quality.QualityRejected`` (nothing written) when an error rule fails.
     """
-    keys = sorted({item.key for _, item in batch.items})
-    latest = _latest(conn, batch.institution_id, keys)
+    (out,) = store_many(conn, [batch], recorded_at=recorded_at, rules=rules)
+    if out.rejection is not None:
+        raise out.rejection
+    return out.ids
+
+
+def store_many(
+    conn: Connection,
+    batches: Sequence[Batch],
+    *,
+    recorded_at: dt.datetime,
+    rules: Sequence[quality.Rule] | None = None,
+) -> list[Stored]:
+    """Standardise, quality-check and write many messages' batches in one go: one pass of each
+    rule over all of them, one query for prior versions, one update of current flags, one bulk
+    insert of reports and one of observations, one of warnings, one scorecard upsert.
+
+    A batch that fails an error rule is refused alone (its ``Stored.rejection``; nothing of it
+    written); the others are written. Batches apply in order, as if stored one after another.
+    """
+    if not batches:
+        return []
+    frames = quality.Frames.of_many(batches)
+    std = _standardise(conn, batches, frames.observations)
+    ctx = quality.QualityContext(batches[0].institution_id, recorded_at)
+    findings = quality.check_many(frames.with_standard(std), ctx, rules)
+    rejections = [f.rejection() for f in findings]
+    accepted = [b for b, r in zip(batches, rejections, strict=True) if r is None]
+    ids = _write(conn, batches, rejections, std, recorded_at) if accepted else {}
+    kept = [
+        (b.institution_id, f, ids[n])
+        for n, (b, f) in enumerate(zip(batches, findings, strict=True))
+        if rejections[n] is None
+    ]
+    quality.record_many(conn, recorded_at, kept)
+    return [Stored(ids.get(n, []), r) for n, r in enumerate(rejections)]
+
+
+def _standardise(conn: Connection, batches: Sequence[Batch], obs) -> dict[str, list]:
+    """Terminology's columns for every observation row, per sending institution."""
+    args = (obs["code"], obs["code_system"], obs["num"], obs["unit"])
+    institutions = {b.institution_id for b in batches}
+    if len(institutions) == 1:
+        return terminology.standardise_columns(conn, batches[0].institution_id, *args)
+    out: dict[str, list] = {}
+    of_row = [batches[b].institution_id for b in obs["batch"]]
+    for iid in sorted(institutions):
+        rows = [i for i, x in enumerate(of_row) if x == iid]
+        part = terminology.standardise_columns(conn, iid, *([a[i] for i in rows] for a in args))
+        for name, values in part.items():
+            column = out.setdefault(name, [None] * len(of_row))
+            for i, v in zip(rows, values, strict=True):
+                column[i] = v
+    return out
+
+
+def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
+    """Rows of the accepted batches, versioned against what is stored and against each other."""
+    latest = _latest(conn, batches, rejections)
+    std_rows = zip(*(std[c] for c in terminology.STD_COLUMNS), strict=True)
     report_rows: list[list[Any]] = []
     obs_rows: list[tuple] = []
-    touched = set()
-    for patient_id, item in batch.items:
-        issued = item.issued_at or batch.fallback_issued
-        prior = latest.get(item.key)
-        current = item.status != "cancelled" and (prior is None or issued >= prior.issued_at)
-        if current or item.status == "cancelled":
-            touched.add(item.key)
-            for row in report_rows:  # an earlier version from this same message
-                if row[1] == item.key:
-                    row[3] = False
-        version = prior.version + 1 if prior else 1
-        newest = max(issued, prior.issued_at) if prior else issued
-        latest[item.key] = Latest(version, newest)
-        rid = uuid.uuid4().hex
-        report_rows.append(
-            _report_row(rid, patient_id, item, (version, current, issued), batch, recorded_at)
-        )
-        obs_rows += _observation_rows(rid, patient_id, item, issued)
-    if touched:
-        conn.execute(
-            update(reports)
-            .where(
-                reports.c.institution_id == batch.institution_id,
-                reports.c.report_key.in_(sorted(touched)),
-                reports.c.current.is_(True),
+    touched: dict[str, set[str]] = {}
+    earlier: dict[tuple[str, str], list[int]] = {}  # (institution, key) → rows of this call
+    ids: dict[int, list[str]] = {}
+    for n, batch in enumerate(batches):
+        if rejections[n] is not None:  # skip its standardised rows too
+            for _, item in batch.items:
+                for _ in item.observations:
+                    next(std_rows)
+            continue
+        mine = ids[n] = []
+        for patient_id, item in batch.items:
+            at = (batch.institution_id, item.key)
+            issued = item.issued_at or batch.fallback_issued
+            prior = latest.get(at)
+            current = item.status != "cancelled" and (prior is None or issued >= prior.issued_at)
+            if current or item.status == "cancelled":
+                touched.setdefault(batch.institution_id, set()).add(item.key)
+                for row in earlier.get(at, ()):  # an earlier version from this same call
+                    report_rows[row][3] = False
+            version = prior.version + 1 if prior else 1
+            latest[at] = Latest(version, max(issued, prior.issued_at) if prior else issued)
+            rid = uuid.uuid4().hex
+            earlier.setdefault(at, []).append(len(report_rows))
+            report_rows.append(
+                _report_row(rid, patient_id, item, (version, current, issued), batch, recorded_at)
             )
-            .values(current=False)
-        )
+            obs_rows += _observation_rows(rid, patient_id, item, issued, std_rows)
+            mine.append(rid)
+    if touched:  # one statement for every institution of the call
+        t = reports.c
+        scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
+                      for iid, keys in sorted(touched.items())))  # fmt: skip
+        conn.execute(update(reports).where(scope, t.current.is_(True)).values(current=False))
     bulk_insert(conn, reports, [tuple(r) for r in report_rows], REPORT_COLUMNS)
     bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS)
-    return [r[0] for r in report_rows]
+    return ids
 
 
-def _latest(conn: Connection, institution_id: str, keys: list[str]) -> dict[str, Latest]:
+def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Latest]:
+    """(institution, report key) → the newest stored version, for the accepted batches' keys."""
+    keys: dict[str, set[str]] = {}
+    for batch, rejection in zip(batches, rejections, strict=True):
+        if rejection is None:
+            keys.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
     if not keys:
         return {}
-    rows = conn.execute(
-        select(reports.c.report_key, reports.c.version, reports.c.issued_at).where(
-            reports.c.institution_id == institution_id, reports.c.report_key.in_(keys)
-        )
-    ).all()
-    out: dict[str, Latest] = {}
-    for key, version, issued in rows:
-        known = out.get(key)
+    t = reports.c
+    cond = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(ks)))
+                 for iid, ks in sorted(keys.items())))  # fmt: skip
+    rows = conn.execute(select(t.institution_id, t.report_key, t.version, t.issued_at).where(cond))
+    out: dict[tuple[str, str], Latest] = {}
+    for iid, key, version, issued in rows:
+        known = out.get((iid, key))
         newest = max(issued, known.issued_at) if known else issued
-        out[key] = Latest(max(version, known.version if known else 0), newest)
+        out[(iid, key)] = Latest(max(version, known.version if known else 0), newest)
     return out
+
+
+def _keys(batch: Batch):
+    return ((batch.institution_id, item.key) for _, item in batch.items)
 
 
 def _report_row(rid, patient_id, item: ReportIn, state, batch: Batch, recorded_at) -> list[Any]:
@@ -116,14 +206,14 @@ def _report_row(rid, patient_id, item: ReportIn, state, batch: Batch, recorded_a
     ]  # fmt: skip
 
 
-def _observation_rows(rid: str, patient_id: str, item: ReportIn, issued) -> list[tuple]:
+def _observation_rows(rid: str, patient_id: str, item: ReportIn, issued, std) -> list[tuple]:
     rows = []
     for o in item.observations:
         v = o.value
         rows.append((
             rid, patient_id, o.seq, o.code_system, o.code, o.display, v.type, v.num,
             v.comparator, v.text, v.code, o.unit, o.reference_range, o.abnormal_flag, o.status,
-            o.observed_at or item.collected_at or issued,
+            o.observed_at or item.collected_at or issued, *next(std),
         ))  # fmt: skip
     return rows
 

@@ -1,7 +1,10 @@
 """Inbox endpoints for operators: list messages (``?status=failed``) and re-process them.
 
 The engine dependency is read from ``app.state`` here rather than imported from ``rhip.api``:
-exchange must not import api (ARCHITECTURE.md import rules).
+exchange must not import api (ARCHITECTURE.md import rules). For the same reason the guard reads
+the principal the auth gate (``rhip.api.auth.install``) put on the request and asks the policy
+itself: operators only (``manage``); no principal is a 401, so the router fails closed when
+mounted without the gate. Error texts are listed with identifiers masked.
 """
 
 from __future__ import annotations
@@ -13,8 +16,24 @@ from sqlalchemy import Engine
 
 from rhip.exchange import service
 from rhip.exchange.schemas import InboxMessagePublic, RetryRequest, RetryResultPublic
+from rhip.kernel.errors import Forbidden, Unauthorized
+from rhip.security.logmask import mask_text
+from rhip.security.policy import Action, Relationship, decide
+from rhip.security.schemas import Principal
 
-router = APIRouter(prefix="/api/inbox", tags=["inbox"])
+
+def operator(request: Request) -> Principal:
+    """The signed-in principal when the policy lets it administer the platform."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise Unauthorized("sign in first: this request needs an access token")
+    decision = decide(principal, Action.MANAGE, "inbox", None, Relationship.NONE)
+    if not decision.allowed:
+        raise Forbidden(decision.reason)
+    return principal
+
+
+router = APIRouter(prefix="/api/inbox", tags=["inbox"], dependencies=[Depends(operator)])
 
 
 def _engine(request: Request) -> Engine:
@@ -36,7 +55,8 @@ def list_inbox(
     rows = service.list_inbox(
         engine, status=status, sender=sender, limit=limit, before_id=before_id
     )
-    return [InboxMessagePublic.model_validate(r) for r in rows]
+    listed = [InboxMessagePublic.model_validate(r) for r in rows]
+    return [m.model_copy(update={"error": mask_text(m.error)}) if m.error else m for m in listed]
 
 
 @router.post("/retry", response_model=list[RetryResultPublic])

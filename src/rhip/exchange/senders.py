@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -20,12 +24,32 @@ class Sender:
     name: str
 
 
-def authorise(conn: Connection, codes: tuple[str, ...], peer: str | None) -> Sender:
-    """The institution among ``codes`` (MSH-4 HD.2, HD.1); ``peer`` None skips the address check.
-
-    Raises SenderRefused (ACK AR, ERR-3 204 at MSH-4) naming what is wrong.
+class SenderCache:
+    """Registry rows of known senders, kept ``ttl`` seconds (the ingest hot path would otherwise
+    read the registry once per message). Only found institutions are kept, so a newly registered
+    one is seen at once; a deregistration or allow-list change takes effect within ``ttl``.
     """
-    rows = conn.execute(
+
+    def __init__(self, ttl: float = 5.0):
+        self.ttl = ttl
+        self._rows: dict[tuple[str, ...], tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, conn: Connection, codes: tuple[str, ...]) -> list[Any]:
+        clock = time.monotonic()
+        with self._lock:
+            hit = self._rows.get(codes)
+        if hit is not None and clock - hit[0] < self.ttl:
+            return hit[1]
+        rows = _lookup(conn, codes)
+        if rows:
+            with self._lock:
+                self._rows[codes] = (clock, rows)
+        return rows
+
+
+def _lookup(conn: Connection, codes: tuple[str, ...]) -> list[Any]:
+    return conn.execute(
         select(
             institutions.c.id,
             institutions.c.credit_code,
@@ -34,6 +58,20 @@ def authorise(conn: Connection, codes: tuple[str, ...], peer: str | None) -> Sen
             institutions.c.allow_cidrs,
         ).where(institutions.c.credit_code.in_([c.upper() for c in codes]))
     ).all()
+
+
+def authorise(
+    conn: Connection,
+    codes: tuple[str, ...],
+    peer: str | None,
+    cache: SenderCache | None = None,
+) -> Sender:
+    """The institution among ``codes`` (MSH-4 HD.2, HD.1); ``peer`` None skips the address check.
+
+    Raises SenderRefused (ACK AR, ERR-3 204 at MSH-4) naming what is wrong. With ``cache``,
+    registry rows are reused for its TTL.
+    """
+    rows = cache.rows(conn, codes) if cache is not None else _lookup(conn, codes)
     where = Location("MSH", 1, 4)
     if not rows:
         raise SenderRefused(
@@ -47,7 +85,7 @@ def authorise(conn: Connection, codes: tuple[str, ...], peer: str | None) -> Sen
         raise SenderRefused(
             f"institution {row.credit_code} is deregistered and may not send", location=where
         )
-    if peer is not None and not peer_allowed(peer, row.allow_cidrs):
+    if peer is not None and not _peer_allowed(peer, row.allow_cidrs or ""):
         raise SenderRefused(
             f"address {peer} is not on the allow-list of institution {row.credit_code}",
             location=where,
@@ -77,3 +115,6 @@ def peer_allowed(peer: str, allow_cidrs: str) -> bool:
         if address.version == network.version and address in network:
             return True
     return False
+
+
+_peer_allowed = functools.lru_cache(maxsize=4096)(peer_allowed)  # pure: same peer, same answer

@@ -53,8 +53,10 @@ def read_value(obx: Seg) -> Value:
             hl7_code=TABLE_VALUE_NOT_FOUND,
         )
     if vtype == "NM":
+        # a non-number is kept as text for the quality rule validity.numeric, which rejects it
+        # (AE 102 at OBX-5) by default and names it in the scorecard
         raw = obx.get(5)
-        return Value(vtype, num=_number(raw, obx, 1) if raw else None, text=raw or None)
+        return Value(vtype, num=_number_or_none(raw), text=raw or None)
     if vtype == "SN":
         parts = [obx.get(5, c) for c in (1, 2, 3, 4)]
         try:
@@ -97,12 +99,8 @@ def _float(text: str) -> float:
     return float(text)
 
 
-def _number(raw: str, obx: Seg, rep: int) -> float:
+def _number_or_none(raw: str) -> float | None:
     try:
-        return _float(raw)
+        return _float(raw) if raw else None
     except ValueError:
-        raise ContentError(
-            f"OBX-5 value {raw[:40]!r} is not a number, as value type NM requires",
-            location=obx.loc(5, None, rep),
-            hl7_code=DATA_TYPE_ERROR,
-        ) from None
+        return None

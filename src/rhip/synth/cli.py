@@ -12,13 +12,21 @@ from rhip.store import make_engine, upgrade
 from rhip.synth.service import SynthSummary, synthesize
 
 console = Console()
-STAGES = {"city": "城市 city", "residents": "居民 residents", "registrations": "建档 registrations"}
+STAGES = {
+    "city": "城市 city",
+    "residents": "居民 residents",
+    "registrations": "建档 registrations",
+    "reports": "报告 report files",
+}
 
 
 def synth(
     residents: int = typer.Option(2000, "--residents", min=0, help="number of residents"),
     seed: int = typer.Option(42, "--seed", help="random seed: the same seed, the same city"),
     reset: bool = typer.Option(False, "--reset", help="empty every rhip table first"),
+    reports: int = typer.Option(
+        None, "--reports", min=0, help="lab and exam reports to send through ingest (2 × residents)"
+    ),
 ) -> None:
     """Generate the synthetic model city (Shenzhen): institutions, residents, registrations."""
     settings = Settings()
@@ -39,7 +47,9 @@ def synth(
             bar.update(tasks[stage], completed=done, total=total)
 
         try:
-            summary = synthesize(engine, settings, residents, seed, report, reset=reset)
+            summary = synthesize(
+                engine, settings, residents, seed, report, reset=reset, reports=reports
+            )
         except RhipError as exc:
             bar.stop()
             console.print(f"[red]error[/] ({exc.expression or 'synth'}): {exc.message}")
@@ -52,7 +62,24 @@ def _print(s: SynthSummary) -> None:
     console.print(f"city: {s.districts} districts, {s.institutions} institutions ({city})")
     if not s.residents_written:
         console.print("residents: already registered, kept (use --reset to start again)")
-        return
+    else:
+        _print_people(s)
+    if s.stream is not None:
+        st = s.stream
+        console.print(
+            f"reports: {st.messages} messages generated, {st.stored} stored through NDJSON ingest, "
+            f"{st.failed_lines} refused (see rhip inbox list --status failed); files in "
+            f"{st.files['hl7'].parent}"
+        )
+    if s.code_maps:
+        console.print(f"terminology: {s.code_maps} starter code-map rows loaded (LOINC)")
+    if s.accounts:
+        logins = ", ".join(f"{a.username} / {a.password}" for a in s.accounts)
+        console.print(f"demo accounts (dev only): {logins}")
+    console.print(f"done in {s.seconds:.1f} s")
+
+
+def _print_people(s: SynthSummary) -> None:
     console.print(f"residents: {s.residents}, registrations: {s.registrations}")
     if s.register_stats is not None:
         console.print(f"MPI outcomes: {s.register_stats.outcomes}")
@@ -62,4 +89,3 @@ def _print(s: SynthSummary) -> None:
             f"matching quality vs truth: precision {q.precision:.4f}, recall {q.recall:.4f}, "
             f"F1 {q.f1:.4f}; truth in {s.truth_path}"
         )
-    console.print(f"done in {s.seconds:.1f} s")

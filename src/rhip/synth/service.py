@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +29,9 @@ from rhip.kernel.errors import Conflict, Forbidden, InvalidInput
 from rhip.kernel.settings import Settings
 from rhip.registry.models import districts, institutions
 from rhip.schema import load_all
+from rhip.security.service import DemoAccount
 from rhip.store import bulk_insert
-from rhip.synth import people
+from rhip.synth import people, setup, stream
 from rhip.synth.city import City, build_city
 
 # progress(stage, done, total): stages are "city", "residents", "registrations"
@@ -50,6 +51,9 @@ class SynthSummary:
     register_stats: RegisterStats | None = None
     truth_path: Path | None = None
     quality: PairwiseScores | None = None
+    code_maps: int = 0  # starter terminology rows loaded by this run
+    accounts: list[DemoAccount] = field(default_factory=list)
+    stream: stream.StreamSummary | None = None
     seconds: float = 0.0
 
 
@@ -61,6 +65,7 @@ def synthesize(
     progress: Progress | None = None,
     *,
     reset: bool = False,
+    reports: int | None = None,
 ) -> SynthSummary:
     """Generate the city for ``seed`` with ``residents`` residents into ``engine``'s database."""
     if residents < 0:
@@ -72,8 +77,15 @@ def synthesize(
     city = build_city(seed)
     city_written = _write_city(engine, city, report)
     summary = SynthSummary(city_written, False, len(city.districts), len(city.institutions))
+    summary.code_maps = setup.load_starter_terminology(engine)
     if _count(engine, mpi_registrations) == 0 and residents > 0:
-        _write_people(engine, settings, city, residents, seed, report, summary)
+        registrations_df = _write_people(engine, settings, city, residents, seed, report, summary)
+        n_reports = 2 * residents if reports is None else reports
+        if n_reports > 0:
+            summary.stream = stream.ingest_reports(
+                engine, settings, registrations_df, city.institutions, n_reports, seed, report
+            )
+    summary.accounts = setup.demo_accounts(engine, settings.env)
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 
@@ -108,7 +120,7 @@ def _write_people(
     seed: int,
     report: Progress,
     summary: SynthSummary,
-) -> None:
+) -> pd.DataFrame:
     report("residents", 0, n)
     residents_df, registrations_df = people.generate(n, city.institutions, seed)
     report("residents", n, n)
@@ -125,6 +137,7 @@ def _write_people(
     summary.register_stats = stats
     summary.truth_path = _write_truth(settings, registrations_df, seed)
     summary.quality = matching_quality(engine, registrations_df)
+    return registrations_df
 
 
 def _write_truth(settings: Settings, registrations_df: pd.DataFrame, seed: int) -> Path:

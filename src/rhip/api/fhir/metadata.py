@@ -14,10 +14,18 @@ router = APIRouter()
 # Each FHIR router module that serves a resource registers its capability here at import time.
 RESOURCES: dict[str, dict[str, Any]] = {}
 OPERATIONS: list[dict[str, str]] = []
+SYSTEM_INTERACTIONS: set[str] = set()  # e.g. transaction, batch (POST /fhir)
 
 
-def register(resource: dict[str, Any], operations: list[dict[str, str]] | None = None) -> None:
-    RESOURCES[resource["type"]] = resource
+def register(
+    resource: dict[str, Any] | None = None,
+    operations: list[dict[str, str]] | None = None,
+    system_interactions: tuple[str, ...] = (),
+) -> None:
+    """Declare what a router serves, so the CapabilityStatement says exactly that."""
+    if resource is not None:
+        RESOURCES[resource["type"]] = resource
+    SYSTEM_INTERACTIONS.update(system_interactions)
     for op in operations or []:
         if op not in OPERATIONS:
             OPERATIONS.append(op)
@@ -32,6 +40,8 @@ def capability_statement(request: Request) -> FHIRResponse:
     }
     if OPERATIONS:
         rest["operation"] = OPERATIONS
+    if SYSTEM_INTERACTIONS:
+        rest["interaction"] = [{"code": c} for c in sorted(SYSTEM_INTERACTIONS)]
     return FHIRResponse(
         {
             "resourceType": "CapabilityStatement",

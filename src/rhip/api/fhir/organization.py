@@ -4,6 +4,8 @@ Mapping: ``identifier`` carries the credit code (system ``urn:rhip:id:uscc``), `
 rhip's institution-type system, ``address`` the district (names, and its GB/T 2260 code in an
 extension), ``partOf`` the operating institution; the hospital grade and the connection status with
 its live feeds and collaboration functions are extensions. Search parameters: see ``CAPABILITY``.
+
+Reads are for anyone signed in (the institution directory); create and update for operators.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from rhip.api.deps import EngineDep
+from rhip.api.deps import Administrator, DirectoryReader, EngineDep
 from rhip.api.fhir import metadata
 from rhip.api.fhir.common import (
     FHIRResponse,
@@ -92,7 +94,9 @@ metadata.register(CAPABILITY)
 
 
 @router.get("/fhir/Organization", response_class=FHIRResponse)
-def search_organizations(request: Request, engine: EngineDep) -> FHIRResponse:
+def search_organizations(
+    request: Request, engine: EngineDep, _user: DirectoryReader
+) -> FHIRResponse:
     """Search institutions; a searchset Bundle with paging links."""
     params, page = parse_search(request, SEARCH_PARAMS)
     total, found = search(engine, search_filter(params), page.count, page.offset)
@@ -100,12 +104,16 @@ def search_organizations(request: Request, engine: EngineDep) -> FHIRResponse:
 
 
 @router.get("/fhir/Organization/{institution_id}", response_class=FHIRResponse)
-def read_organization(institution_id: str, engine: EngineDep) -> FHIRResponse:
+def read_organization(
+    institution_id: str, engine: EngineDep, _user: DirectoryReader
+) -> FHIRResponse:
     return FHIRResponse(to_fhir(get(engine, institution_id)))
 
 
 @router.post("/fhir/Organization", response_class=FHIRResponse, status_code=201)
-async def create_organization(request: Request, engine: EngineDep) -> FHIRResponse:
+async def create_organization(
+    request: Request, engine: EngineDep, _user: Administrator
+) -> FHIRResponse:
     """Register an institution from an Organization resource (the server assigns the id)."""
     resource = await read_resource(request, "Organization")
     made = register(engine, from_fhir(resource))
@@ -116,7 +124,7 @@ async def create_organization(request: Request, engine: EngineDep) -> FHIRRespon
 
 @router.put("/fhir/Organization/{institution_id}", response_class=FHIRResponse)
 async def update_organization(
-    institution_id: str, request: Request, engine: EngineDep
+    institution_id: str, request: Request, engine: EngineDep, _user: Administrator
 ) -> FHIRResponse:
     """Replace what FHIR represents of an institution (the MLLP allow-list is kept)."""
     resource = await read_resource(request, "Organization")

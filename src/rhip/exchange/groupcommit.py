@@ -1,0 +1,260 @@
+"""Group commit (成组提交) of HL7 v2 messages on PostgreSQL: messages that arrive together, on any
+connections, are stored and applied in one transaction, and each ACK is sent after that commit.
+
+Each message's inbox row is written once, with its final status, raw bytes and ACK, in the same
+transaction as its reports: the commit that makes the result durable makes the raw message durable
+too, so the ACK still means "kept". One commit (one WAL flush) serves the whole batch.
+
+Isolation per message: what can fail for one message alone (sender, parse, content, patient) is
+decided before the transaction and written as that message's failed row. If the transaction
+itself fails, the batch is re-run one message per transaction, and a message that fails alone is
+stored raw as failed (AE 207) in a small transaction of its own; batch-mates are unaffected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from rhip.exchange import inbox
+from rhip.exchange.ack import build_ack
+from rhip.exchange.errors import INTERNAL_ERROR, Refused, V2Error, as_v2_error
+from rhip.exchange.handlers import Apply, Context, StoreReports, rejected
+from rhip.exchange.hl7v2 import Envelope, read_envelope
+from rhip.exchange.inbox import Arrival
+from rhip.exchange.reports import store_many
+from rhip.exchange.senders import Sender, authorise
+from rhip.exchange.v2fast import parse
+from rhip.kernel.clock import now
+from rhip.kernel.errors import RhipError
+
+if TYPE_CHECKING:
+    from rhip.exchange.ingest import V2Ingest
+
+log = logging.getLogger("rhip.exchange")
+
+# one frame as the listener hands it over: (bytes, peer address, full size if only a head)
+FrameIn = tuple[bytes, str, "int | None"]
+
+
+@dataclass(slots=True)
+class Item:
+    """One message of a batch and what has been decided about it so far."""
+
+    arrival: Arrival
+    env: Envelope | None
+    row: dict[str, Any] | None = None  # the inbox row to write, once its outcome is known
+    sender: Sender | None = None
+    key: str | None = None
+    apply: Apply | None = None
+    duplicate: bool = False
+    ack: bytes | None = None
+
+
+def receive_batch(ingest: V2Ingest, frames: Sequence[FrameIn]) -> list[bytes]:
+    """Store, apply and acknowledge ``frames`` with one commit; the ACKs in frame order.
+
+    Raises only when the database cannot be written: then nothing may be acknowledged.
+    """
+    with ingest.engine.connect() as conn:
+        items = [_admit(ingest, conn, *frame) for frame in frames]
+        _find_duplicates(conn, items)
+        todo = [i for i in items if not i.duplicate]
+        for item, mid in zip(todo, inbox.allocate_ids(conn, len(todo)), strict=True):
+            item.row = item.row or {}
+            item.row["id"] = mid
+        conn.commit()
+        for item in todo:
+            if item.apply is None and item.sender is not None:
+                _read(ingest, conn, item)
+        conn.rollback()  # end the read phase's implicit transaction before writing
+        try:
+            _commit(conn, todo)
+        except Exception:
+            conn.rollback()
+            if len(todo) <= 1:
+                _fail_alone(conn, todo)
+            else:
+                log.warning("group commit of %d messages failed; one by one", len(todo))
+                for item in todo:
+                    _commit_alone(conn, item)
+    for item in items:
+        if item.duplicate:
+            arrival = dataclasses.replace(item.arrival, sender=item.sender.credit_code)
+            item.ack = ingest._duplicate(arrival, item.key)
+    return [item.ack for item in items]
+
+
+def _admit(ingest: V2Ingest, conn: Connection, raw: bytes, peer: str, size: int | None) -> Item:
+    """Envelope, size and sender checks: a refused message gets its failed row and AR here."""
+    from rhip.exchange.ingest import CHANNEL, _envelope_or_none, _too_long
+
+    arrival = Arrival(raw, CHANNEL, peer, size=size, received_at=now())
+    env = _envelope_or_none(raw)
+    if env is not None:
+        arrival = dataclasses.replace(
+            arrival, sender=env.sender_codes[0], control_id=env.control_id,
+            message_type=env.message_type,
+        )  # fmt: skip
+    item = Item(arrival, env)
+    total = size if size is not None else len(raw)
+    try:
+        if total > ingest.max_bytes:
+            raise _too_long(total, ingest.max_bytes, len(raw))
+        if env is None:
+            read_envelope(raw)  # raises the Refused that explains why
+        item.sender = authorise(conn, env.sender_codes, peer, ingest.senders)
+    except (Refused, V2Error) as exc:
+        _outcome(item, exc.message, build_ack(env, exc.ack_code, [exc]), exc.ack_code, 0)
+        return item
+    item.key = inbox.dedup_key(CHANNEL, item.sender.credit_code, env.control_id)
+    item.arrival = dataclasses.replace(arrival, sender=item.sender.credit_code)
+    return item
+
+
+def _find_duplicates(conn: Connection, items: list[Item]) -> None:
+    """Keys already stored, or repeated within the batch: answered as duplicates after commit."""
+    keyed = [i for i in items if i.key is not None]
+    taken = inbox.taken_keys(conn, [i.key for i in keyed])
+    for item in keyed:
+        item.duplicate = item.key in taken
+        taken.add(item.key)
+
+
+def _read(ingest: V2Ingest, conn: Connection, item: Item) -> None:
+    """Parse and run the handler's read phase (patients resolved); errors become the row."""
+    from rhip.exchange.ingest import handler_for
+
+    mid = item.row["id"]
+    ctx = Context(item.sender, mid, item.env, ingest.resolver)
+    try:
+        item.apply = handler_for(item.env)(conn, parse(item.arrival.raw, item.env), ctx)
+    except RhipError as exc:
+        _failed(item, as_v2_error(exc))
+    except Exception as exc:  # a bug or an outage: the sender gets AE 207, the log the trace
+        log.exception("inbox message %s: processing failed", mid)
+        _failed(item, _internal(exc, mid))
+    else:
+        ack = build_ack(item.env, "AA")
+        _outcome(item, None, ack, "AA", 1, status="processed")
+        if isinstance(item.apply, StoreReports):  # known now: written with the row
+            item.row["patient_id"] = item.apply.patient
+
+
+class _Rejected(Exception):
+    """A message's own writes refused it (quality rules): its batch is re-run without it."""
+
+    def __init__(self, item: Item, error: V2Error):
+        self.item, self.error = item, error
+
+
+def _commit(conn: Connection, items: list[Item]) -> None:
+    """Write and commit ``items``; a message rejected while applying becomes a failed row and the
+    transaction is re-run without its writes (batch-mates are not failed with it).
+    """
+    for _ in range(len(items) + 1):
+        try:
+            return _write(conn, items)
+        except _Rejected as exc:
+            conn.rollback()
+            exc.item.apply = None
+            _failed(exc.item, exc.error)
+    raise RuntimeError("group commit did not converge")  # each round removes one apply
+
+
+def _write(conn: Connection, items: list[Item]) -> None:
+    """One transaction: every row, every applied message, the patients; then commit. Report
+    batches of all messages are stored together (one ``reports.store_many``)."""
+    written = inbox.insert_outcomes(conn, [i.row for i in items])
+    patients = {}
+    stores: list[Item] = []
+    for item in items:
+        if item.row["id"] not in written:  # another transaction took its key meanwhile
+            item.duplicate, item.apply = True, None
+            continue
+        if isinstance(item.apply, StoreReports):
+            stores.append(item)
+        elif item.apply is not None:
+            try:
+                patient = item.apply(conn)
+            except RhipError as exc:
+                raise _Rejected(item, as_v2_error(exc)) from exc
+            if patient:
+                patients[item.row["id"]] = patient
+    _store_reports(conn, stores)
+    inbox.set_patients(conn, patients)
+    conn.commit()
+    for item in items:
+        if not item.duplicate:
+            item.ack = item.row["ack"]
+
+
+def _store_reports(conn: Connection, stores: list[Item]) -> None:
+    """The messages' reports in one go; a message the quality rules refuse wrote nothing and
+    its inbox row (already inserted as processed) becomes failed with its AE."""
+    if not stores:
+        return
+    batches = [item.apply.batch for item in stores]
+    for item, out in zip(stores, store_many(conn, batches, recorded_at=now()), strict=True):
+        if out.rejection is not None:
+            _failed(item, as_v2_error(rejected(out.rejection, item.apply.batch)))
+            item.apply = None
+            row = item.row
+            inbox.mark(conn, row["id"], "failed", error=row["error"], ack=row["ack"],
+                       ack_code=row["ack_code"], patient_id=None)  # fmt: skip
+
+
+def _commit_alone(conn: Connection, item: Item) -> None:
+    try:
+        _commit(conn, [item])
+    except Exception:
+        conn.rollback()
+        _fail_alone(conn, [item])
+
+
+def _fail_alone(conn: Connection, items: list[Item]) -> None:
+    """Store messages whose transaction failed raw as failed (AE 207); if even that cannot be
+    written, the database is down: raise, so that nothing is acknowledged.
+    """
+    for item in items:
+        if item.apply is not None:
+            log.exception("inbox message %s: applying failed", item.row["id"])
+            item.apply = None
+            _failed(item, _internal(RuntimeError("write failed"), item.row["id"]))
+        _write(conn, [item])
+
+
+def _internal(exc: Exception, mid: int) -> V2Error:
+    return V2Error(
+        f"application internal error ({exc.__class__.__name__}); the message is kept as inbox "
+        f"message {mid} and will be re-processed",
+        hl7_code=INTERNAL_ERROR,
+    )
+
+
+def _failed(item: Item, error: V2Error) -> None:
+    ack = build_ack(item.env, error.ack_code, [error])
+    _outcome(item, error.message, ack, error.ack_code, 1)
+
+
+def _outcome(item: Item, error, ack: bytes, code: str, attempts: int, status="failed") -> None:
+    """The complete inbox row (every column, so rows insert in one statement)."""
+    verified = item.sender is not None
+    item.row = {
+        **(item.row or {}),
+        **inbox.values_of(item.arrival),
+        "status": status,
+        "error": error[: inbox.MAX_ERROR] if error else None,
+        "ack": ack,
+        "ack_code": code,
+        "attempts": attempts,
+        "dedup_key": item.key if verified else None,
+        "institution_id": item.sender.institution_id if verified else None,
+        "patient_id": None,
+        "processed_at": now(),
+    }

@@ -1,0 +1,303 @@
+"""The check functions rules name (``rules.yaml`` ``check:``), each one pass over plain columns.
+
+A check takes the ``Frames`` of one or many messages, the ``QualityContext`` and its rule's
+parameters, and returns ``Hits``: how many subjects (reports or observations) of each message it
+looked at and one row per failure, with the HL7 field (``OBX-6``) and the FHIR element path of
+the failing value. Texts are built only for failures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rhip.kernel.clock import CST
+from rhip.quality.frames import Columns, Frames, utc
+
+# one failure: (batch, item, obs, seg, seq, field, path, message); obs -1 for a report
+Fail = tuple[int, int, int, "str | None", "int | None", int, str, str]
+# column → (segment, field, FHIR element path, what it is)
+FIELDS: dict[str, tuple[str, int, str, str]] = {
+    "collected_at": ("OBR", 7, "DiagnosticReport.effectiveDateTime", "collection time"),
+    "issued_at": ("OBR", 22, "DiagnosticReport.issued", "issue time"),
+    "report_key": ("OBR", 3, "DiagnosticReport.identifier", "report number"),
+    "patient_id": ("PID", 3, "DiagnosticReport.subject", "patient"),
+    "report_code": ("OBR", 4, "DiagnosticReport.code", "report code"),
+    "code": ("OBX", 3, "Observation.code", "item code"),
+    "value": ("OBX", 5, "Observation.value[x]", "value"),
+    "unit": ("OBX", 6, "Observation.valueQuantity.unit", "unit"),
+    "reference_range": ("OBX", 7, "Observation.referenceRange", "reference range"),
+    "observed_at": ("OBX", 14, "Observation.effectiveDateTime", "observation time"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QualityContext:
+    """What rules may use besides the message: who sent it, when it arrived, when is now."""
+
+    institution_id: str
+    recorded_at: dt.datetime  # receipt time: day of the scorecard, base of timeliness
+    now: dt.datetime | None = None  # for "not in the future"; defaults to recorded_at
+    gender: Mapping[str, str | None] = field(default_factory=dict)  # patient id → FHIR gender
+
+
+@dataclass(frozen=True, slots=True)
+class Hits:
+    checked: Mapping[int, int]  # batch → subjects looked at
+    failed: list[Fail]
+
+
+Check = Callable[..., Hits]
+CHECKS: dict[str, Check] = {}
+Rows = Sequence[int]  # row positions in a Columns
+
+
+def check(fn: Check) -> Check:
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def hits(
+    frame: Columns, subjects: Rows, bad: Rows, column: str, message: str | Callable[[int], str]
+) -> Hits:
+    """Hits for rows ``bad`` (positions in ``frame``) of the ``subjects`` looked at, at
+    ``column``'s field; ``message`` is text or a function of a failing row."""
+    seg, fno, path, _ = FIELDS[column]
+    batch, segs, seqs = frame["batch"], frame["seg"], frame["seq"]
+    item, obs = frame["item"], frame.get("obs")
+    failed = []
+    for i in bad:
+        here = segs[i] == seg  # the row's own segment is where the field is (else no location)
+        text = message(i) if callable(message) else message
+        failed.append((
+            batch[i], item[i], obs[i] if obs is not None else -1, segs[i] if here else None,
+            seqs[i] if here else None, fno, path, text,
+        ))  # fmt: skip
+    return Hits(per_batch(frame, subjects), failed)
+
+
+def per_batch(frame: Columns, rows: Rows) -> Mapping[int, int]:
+    if frame.batches == 1:
+        return {0: len(rows)}
+    batch = frame["batch"]
+    return Counter(batch[i] for i in rows)
+
+
+def na(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _subject(frames: Frames, column: str) -> Columns:
+    return frames.reports if FIELDS[column][0] in ("OBR", "PID") else frames.observations
+
+
+def _only(frame: Columns, kinds=None, value_types=None) -> list[int]:
+    rows: Sequence[int] = range(len(frame))
+    if kinds and "kind" in frame:
+        kind, allowed = frame["kind"], set(kinds)
+        rows = [i for i in rows if kind[i] in allowed]
+    if value_types and "value_type" in frame:
+        vtype, allowed = frame["value_type"], set(value_types)
+        rows = [i for i in rows if vtype[i] in allowed]
+    return list(rows)
+
+
+# -- completeness ------------------------------------------------------------------------------
+@check
+def required(frames: Frames, ctx: QualityContext, column: str, kinds=None, value_types=None):
+    """The field is present (完整性)."""
+    frame = _subject(frames, column)
+    rows = _only(frame, kinds, value_types)
+    seg, fno, _, what = FIELDS[column]
+    values = frame[column]
+    bad = [i for i in rows if na(values[i])]
+    return hits(frame, rows, bad, column, f"{seg}-{fno} {what} is missing")
+
+
+@check
+def unit_present(frames: Frames, ctx: QualityContext, value_types=("NM", "SN")):
+    """A numeric result carries its unit."""
+    obs = frames.observations
+    num, unit, code = obs["num"], obs["unit"], obs["code"]
+    rows = [i for i in _only(obs, value_types=value_types) if not na(num[i])]
+    bad = [i for i in rows if unit[i] is None]
+    return hits(obs, rows, bad, "unit",
+                lambda i: f"OBX-6 unit is missing for numeric item {code[i]}")  # fmt: skip
+
+
+# -- validity ------------------------------------------------------------------------------------
+@check
+def numeric_value(frames: Frames, ctx: QualityContext, value_types=("NM",)):
+    """An NM value is a number (HL7 NM: sign, digits, decimal point)."""
+    obs = frames.observations
+    num, text, vtype = obs["num"], obs["text"], obs["value_type"]
+    rows = _only(obs, value_types=value_types)
+    bad = [i for i in rows if na(num[i]) and text[i] is not None]
+    return hits(
+        obs, rows, bad, "value",
+        lambda i: f"OBX-5 value {str(text[i])[:40]!r} is not a number, as value type "
+        f"{vtype[i]} requires",
+    )  # fmt: skip
+
+
+@check
+def code_mapped(frames: Frames, ctx: QualityContext, kinds=None, value_types=None):
+    """The item code maps to a standard code (LOINC or the national recognition list)."""
+    obs = frames.observations
+    if "mapped" not in obs:
+        return Hits({}, [])
+    rows = _only(obs, kinds, value_types)
+    mapped, code = obs["mapped"], obs["code"]
+    bad = [i for i in rows if not mapped[i]]
+    return hits(
+        obs, rows, bad, "code",
+        lambda i: f"OBX-3 item code {str(code[i])!r} is not in the institution's code map nor "
+        "a LOINC code",
+    )  # fmt: skip
+
+
+@check
+def unit_status(frames: Frames, ctx: QualityContext, status: str = "unknown"):
+    """The unit is UCUM (``unknown``) and converts to the item's standard unit
+    (``incompatible``)."""
+    obs = frames.observations
+    if "unit_status" not in obs:
+        return Hits({}, [])
+    unit, found = obs["unit"], obs["unit_status"]
+    rows = [i for i in range(len(obs)) if unit[i] is not None]
+    bad = [i for i in rows if found[i] == status]
+
+    def message(i: int) -> str:
+        text = f"OBX-6 unit {str(unit[i])!r}"
+        if status == "unknown":
+            return text + " is not a UCUM unit"
+        return (f"{text} of item {obs['code'][i]} cannot be converted to its standard unit "
+                f"{obs['std_unit'][i]}")  # fmt: skip
+
+    return hits(obs, rows, bad, "unit", message)
+
+
+@check
+def not_future(frames: Frames, ctx: QualityContext, column: str, tolerance_minutes: float = 10):
+    """A time is not later than now (clock skew of ``tolerance_minutes`` allowed)."""
+    frame = _subject(frames, column)
+    limit = utc(ctx.now or ctx.recorded_at) + dt.timedelta(minutes=tolerance_minutes)
+    seg, fno, _, what = FIELDS[column]
+    times = frame[column]
+    bad = [i for i in range(len(frame)) if times[i] is not None and times[i] > limit]
+
+    def message(i: int) -> str:
+        stamp = times[i].astimezone(CST).strftime("%Y-%m-%d %H:%M")
+        return f"{seg}-{fno} {what} {stamp} (CST) is in the future"
+
+    return hits(frame, range(len(frame)), bad, column, message)
+
+
+@check
+def patient_id(frames: Frames, ctx: QualityContext):
+    """Every report has its golden patient (主索引)."""
+    reports = frames.reports
+    ids = reports["patient_id"]
+    bad = [i for i in range(len(reports)) if na(ids[i])]
+    return hits(reports, range(len(reports)), bad, "patient_id",
+                "the report has no golden patient id")  # fmt: skip
+
+
+# -- consistency ---------------------------------------------------------------------------------
+@check
+def sex_specific(frames: Frames, ctx: QualityContext, female_only=(), male_only=()):
+    """A sex-specific test fits the patient's sex (a pregnancy test for a man does not)."""
+    obs, reports = frames.observations, frames.reports
+    women, men = set(female_only), set(male_only)
+    std = obs.get("std_code")
+    code = obs["code"]
+    codes = [code[i] if na(s) else s for i, s in enumerate(std)] if std is not None else code
+    checked: Counter = Counter()
+    failed: list[Fail] = []
+    for frame, code, column in ((obs, codes, "code"), (reports, reports["code"], "report_code")):
+        sex = frame["gender"]
+        bad = [
+            i for i in range(len(frame))
+            if (sex[i] == "male" and code[i] in women) or (sex[i] == "female" and code[i] in men)
+        ]  # fmt: skip
+        seg, fno = FIELDS[column][0], FIELDS[column][1]
+
+        def message(i: int, code=code, sex=sex, seg=seg, fno=fno) -> str:
+            who = "women" if code[i] in women else "men"
+            return f"{seg}-{fno} test {code[i]} is for {who} but the patient (PID-8) is {sex[i]}"
+
+        found = hits(frame, range(len(frame)), bad, column, message)
+        checked.update(found.checked)
+        failed += found.failed
+    return Hits(checked, failed)
+
+
+@check
+def issued_after_collected(frames: Frames, ctx: QualityContext, tolerance_minutes: float = 0):
+    """A report is issued after its specimen was collected."""
+    r = frames.reports
+    issued, collected = r["issued_at"], r["collected_at"]
+    slack = dt.timedelta(minutes=tolerance_minutes)
+    bad = [
+        i for i in range(len(r))
+        if issued[i] is not None and collected[i] is not None and issued[i] < collected[i] - slack
+    ]  # fmt: skip
+    return hits(r, range(len(r)), bad, "issued_at",
+                "OBR-22 issue time is before OBR-7 collection time")  # fmt: skip
+
+
+# -- timeliness, uniqueness, silence -------------------------------------------------------------
+@check
+def upload_delay(frames: Frames, ctx: QualityContext, max_hours: float = 24):
+    """A report reaches the platform within ``max_hours`` of being issued (及时性)."""
+    r = frames.reports
+    received, issued = utc(ctx.recorded_at), r["issued_at"]
+    limit = dt.timedelta(hours=max_hours)
+    bad = [i for i in range(len(r)) if issued[i] is not None and received - issued[i] > limit]
+
+    def message(i: int) -> str:
+        hours = round((received - issued[i]).total_seconds() / 3600, 1)
+        return f"uploaded {hours} h after OBR-22 issue time (limit {max_hours:g} h)"
+
+    return hits(r, range(len(r)), bad, "issued_at", message)
+
+
+def _repeats(keys: Sequence[Any]) -> list[int]:
+    """Rows whose key appeared on an earlier row (the first one is not a repeat)."""
+    seen: set = set()
+    out = []
+    for i, key in enumerate(keys):
+        if key in seen:
+            out.append(i)
+        else:
+            seen.add(key)
+    return out
+
+
+@check
+def unique_observation_code(frames: Frames, ctx: QualityContext):
+    """An item code appears once in a report."""
+    obs = frames.observations
+    code = obs["code"]
+    bad = _repeats(list(zip(obs["batch"], obs["item"], code, strict=True)))
+    return hits(obs, range(len(obs)), bad, "code",
+                lambda i: f"OBX-3 item code {code[i]} repeats in the same report")  # fmt: skip
+
+
+@check
+def unique_report(frames: Frames, ctx: QualityContext):
+    """A report (same number, status and issue time) appears once in a message."""
+    r = frames.reports
+    key = r["key"]
+    bad = _repeats(list(zip(r["batch"], key, r["status"], r["issued_at"], strict=True)))
+    return hits(r, range(len(r)), bad, "report_key",
+                lambda i: f"OBR-3 report {key[i]} repeats in the same message")  # fmt: skip
+
+
+@check
+def feed_silence(frames: Frames, ctx: QualityContext, **_params: Any):
+    """Silence is about feeds, not messages: see ``rhip.quality.silence``; nothing per message."""
+    return Hits({}, [])

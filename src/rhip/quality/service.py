@@ -1,0 +1,176 @@
+"""Quality control at ingest (入库质控): run the rules over one message, reject or record.
+
+``check(frames, ctx)`` runs every enabled rule and returns ``Findings``; the caller raises
+``findings.rejection()`` when there are errors (nothing is written, the sender gets ACK AE or
+HTTP 422 naming the rule and field) and otherwise calls ``record`` in the same transaction as the
+reports, which stores the warnings and adds the message's counts to the daily scorecard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from rhip.kernel.clock import CST
+from rhip.kernel.errors import InvalidInput
+from rhip.quality import repo
+from rhip.quality.checks import CHECKS, Fail, QualityContext
+from rhip.quality.frames import Frames
+from rhip.quality.rules import Rule, default_rules
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One failure of one rule: where (HL7 segment occurrence and field, FHIR path) and why."""
+
+    rule_id: str
+    dimension: str
+    severity: str
+    hl7_code: str  # HL7 table 0357, for ERR-3 when it rejects
+    item: int  # the report's position in the batch
+    obs: int | None  # the observation's position in the report, None for the report itself
+    segment: str | None  # OBR / OBX / PID when the message is HL7 v2, else None
+    sequence: int | None
+    field_no: int
+    path: str  # FHIR element path of the same value
+    message: str
+
+    @property
+    def field(self) -> str:
+        """``OBX[2].6`` on HL7 v2 (the ERR location as a path), else the FHIR element path."""
+        if self.segment:
+            return f"{self.segment}[{self.sequence}].{self.field_no}"
+        return self.path
+
+
+@dataclass(slots=True)
+class RuleCount:
+    checked: int = 0
+    passed: int = 0
+    warnings: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    items: tuple[Finding, ...] = ()
+    counts: dict[str, RuleCount] = field(default_factory=dict)  # rule id → counts
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.items if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.items if f.severity == "warning"]
+
+    def rejection(self) -> QualityRejected | None:
+        return QualityRejected(self.errors) if self.errors else None
+
+
+class QualityRejected(InvalidInput):
+    """Error rules failed (质控不通过): the message is rejected with every failing rule named.
+
+    ``expression`` is the first failure's field; ``hl7_code`` and ``location`` (segment,
+    occurrence, field) let the HL7 v2 path build the ACK's ERR segment.
+    """
+
+    def __init__(self, errors: Sequence[Finding]):
+        shown = "; ".join(f"[{f.rule_id}] {f.message}" for f in errors[:5])
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        first = errors[0]
+        text = f"{repo.REJECTED_PREFIX} {shown}{more}"
+        super().__init__(text, expression=first.field)
+        self.findings = list(errors)
+        self.hl7_code = first.hl7_code
+        self.location = (first.segment, first.sequence, first.field_no) if first.segment else None
+
+
+def check(frames: Frames, ctx: QualityContext, rules: Sequence[Rule] | None = None) -> Findings:
+    """Every enabled rule over one message's frames: the findings and per-rule counts."""
+    found = check_many(frames, ctx, rules)
+    return found[0] if found else Findings()
+
+
+def check_many(
+    frames: Frames, ctx: QualityContext, rules: Sequence[Rule] | None = None
+) -> list[Findings]:
+    """Every enabled rule over the frames of ``frames.batches`` messages at once (one pass per
+    rule for all of them): each message's findings and per-rule counts, in message order."""
+    n = frames.batches
+    found: list[list[Finding]] = [[] for _ in range(n)]
+    counts: list[dict[str, RuleCount]] = [{} for _ in range(n)]
+    for rule in rules if rules is not None else default_rules():
+        if not rule.enabled:
+            continue
+        hits = CHECKS[rule.check](frames, ctx, **rule.params)
+        failed: list[list[int]] = [[0, 0] for _ in range(n)]  # failures, distinct subjects
+        subjects: set[tuple[int, int, int]] = set()
+        for row in hits.failed:
+            failed[row[0]][0] += 1
+            subjects.add((row[0], row[1], row[2]))
+            found[row[0]].append(_finding(rule, row))
+        for b, _item, _obs in subjects:
+            failed[b][1] += 1
+        kind = "errors" if rule.severity == "error" else "warnings"
+        for b in range(n):
+            checked = hits.checked.get(b, 0)
+            count = RuleCount(checked, max(checked - failed[b][1], 0))
+            setattr(count, kind, failed[b][0])
+            counts[b][rule.id] = count
+    return [Findings(tuple(found[b]), counts[b]) for b in range(n)]
+
+
+def _finding(rule: Rule, row: Fail) -> Finding:
+    _, item, obs, seg, seq, field_no, path, message = row
+    here = seg is not None and seq is not None  # an HL7 segment occurrence is known
+    return Finding(
+        rule.id, rule.dimension, rule.severity, rule.hl7_code, int(item),
+        None if obs is None or obs < 0 else int(obs), seg if here else None,
+        int(seq) if here else None, int(field_no), path, str(message),
+    )  # fmt: skip
+
+
+def record(
+    conn: Connection, ctx: QualityContext, findings: Findings, report_ids: Sequence[str]
+) -> None:
+    """Store the warnings (with the id of the report version each was found in) and add the
+    message's counts to the institution's scorecard for the day, in the caller's transaction.
+    """
+    day = ctx.recorded_at.astimezone(CST).date()
+    rows = [
+        (ctx.institution_id, report_ids[f.item] if f.item < len(report_ids) else None,
+         f.rule_id, f.severity, f.field[:100], f.message, day, ctx.recorded_at)
+        for f in findings.warnings
+    ]  # fmt: skip
+    repo.insert_findings(conn, rows)
+    repo.add_daily(conn, ctx.institution_id, day, findings.counts)
+
+
+def record_many(
+    conn: Connection,
+    recorded_at: dt.datetime,
+    messages: Sequence[tuple[str, Findings, Sequence[str]]],
+) -> None:
+    """``record`` for many messages (institution id, findings, report ids) at once: one insert
+    of all warnings and one scorecard upsert with the counts summed per institution and rule."""
+    day = recorded_at.astimezone(CST).date()
+    rows = [
+        (iid, ids[f.item] if f.item < len(ids) else None, f.rule_id, f.severity,
+         f.field[:100], f.message, day, recorded_at)
+        for iid, findings, ids in messages
+        for f in findings.items
+        if f.severity == "warning"
+    ]  # fmt: skip
+    repo.insert_findings(conn, rows)
+    totals: dict[str, dict[str, RuleCount]] = {}
+    for iid, findings, _ in messages:
+        mine = totals.setdefault(iid, {})
+        for rule_id, c in findings.counts.items():
+            t = mine.setdefault(rule_id, RuleCount())
+            t.checked, t.passed = t.checked + c.checked, t.passed + c.passed
+            t.warnings, t.errors = t.warnings + c.warnings, t.errors + c.errors
+    repo.add_daily_many(conn, day, totals)

@@ -1,0 +1,22 @@
+"""rhip.web — server-rendered pages (网页端): overview, institutions, doctor workspace, patient
+view, development index. Jinja2 templates, ECharts and every other asset served by rhip itself.
+
+Mount with ``app.include_router(rhip.web.router)``; pages live under ``/web`` and ``/``
+redirects to the viewer's home page.
+"""
+
+from fastapi import APIRouter
+
+from rhip.kernel import import_optional
+from rhip.web import assets, routes_main
+
+router = APIRouter(include_in_schema=False)
+router.include_router(assets.router)
+router.include_router(routes_main.router)
+for _name in ("routes_registry", "routes_clinical", "routes_index"):
+    _module = import_optional(f"rhip.web.{_name}")
+    if _module is not None:
+        router.include_router(_module.router)
+router.add_api_route("/web/{rest:path}", routes_main.not_found, methods=["GET"])
+
+__all__ = ["router"]

@@ -1,0 +1,48 @@
+"""The fast splitter reads every field exactly as the python-hl7 tree does (``hl7v2.parse``)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchange.support import oru
+from rhip.exchange import hl7v2, v2fast
+
+SEPS = ["|^~\\&", "#$*!@"]
+# field text drawn from delimiters, escapes and ordinary/Chinese characters
+PIECE = st.sampled_from(["a", "B1", "葡萄糖", " ", "", "\\F\\", "\\S\\", "\\.br\\", "\\X41\\"])
+DELIMS = st.sampled_from(["^", "~", "&", ""])
+
+
+@st.composite
+def fields(draw) -> str:
+    parts = draw(st.lists(st.tuples(PIECE, DELIMS), max_size=6))
+    return "".join(p + d for p, d in parts)
+
+
+def _same(raw: bytes) -> None:
+    env = hl7v2.read_envelope(raw)
+    slow, fast = hl7v2.parse(raw, env), v2fast.parse(raw, env)
+    assert [s.name for s in slow.segments] == [s.name for s in fast.segments]
+    for a, b in zip(slow.segments, fast.segments, strict=True):
+        assert a.seq == b.seq
+        for f in range(0, len(a.raw) + 2):
+            assert a.reps(f) == b.reps(f), (a.name, f)
+            for rep in (1, 2, 3):
+                for comp in (1, 2, 3):
+                    for sub in (1, 2):
+                        assert a.get(f, comp, sub, rep) == b.get(f, comp, sub, rep), (a.name, f)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(fields(), min_size=1, max_size=8), st.sampled_from(SEPS))
+def test_fast_split_reads_what_python_hl7_reads(values: list[str], seps: str) -> None:
+    obx = "OBX|1|ST|" + "|".join(values)
+    text = oru("P1", obx=[obx]).translate(str.maketrans("|^~\\&", seps))
+    # the drawn field text is in the default delimiters: translate it along with the message
+    _same(text.encode())
+
+
+def test_fast_split_reads_a_whole_oru() -> None:
+    _same(oru("P2").encode())
+    _same(oru("P3", seps="#$*!@").encode())
