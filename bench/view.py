@@ -177,21 +177,10 @@ def _reports_chunk(engine, rng, pids, issuers, m: int, now) -> None:
 
 
 def _indexes(engine: Engine) -> list[str]:
-    """ANALYZE; add the merged_into index the timeline needs if the schema lacks it (noted)."""
-    notes = []
+    """ANALYZE after the fill, so the planner sees the real table sizes."""
     with engine.begin() as conn:
-        have = conn.execute(text(
-            "select 1 from pg_indexes where tablename = 'mpi_persons'"
-            " and indexdef like '%merged_into%'"
-        )).first()  # fmt: skip
-        if have is None:
-            conn.execute(
-                text("create index bench_mpi_persons_merged_into on mpi_persons (merged_into)")
-            )
-            notes.append("schema lacks an index on mpi_persons.merged_into; the bench added one "
-                         "(requested for rhip.identity.models)")  # fmt: skip
         conn.execute(text("analyze"))
-    return notes
+    return []
 
 
 def _time_sql(engine: Engine, sample: list[str]) -> list[float]:

@@ -41,6 +41,8 @@ persons = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_mpi_persons_rid_hash", "rid_hash"),
+    # a golden record's timeline includes the records merged into it
+    Index("ix_mpi_persons_merged_into", "merged_into"),
 )
 
 registrations = Table(

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8d2fac7c8fe8
+Revision ID: 8d7a55c5e60d
 Revises: 
-Create Date: 2026-11-26 07:41:09.559131
+Create Date: 2026-11-26 08:13:41.939180
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import rhip.store.base
 
 
-revision = '8d2fac7c8fe8'
+revision = '8d7a55c5e60d'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -125,6 +125,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mpi_persons'))
     )
     with op.batch_alter_table('mpi_persons', schema=None) as batch_op:
+        batch_op.create_index('ix_mpi_persons_merged_into', ['merged_into'], unique=False)
         batch_op.create_index('ix_mpi_persons_rid_hash', ['rid_hash'], unique=False)
 
     op.create_table('quality_daily',
@@ -460,6 +461,7 @@ def downgrade() -> None:
     op.drop_table('quality_daily')
     with op.batch_alter_table('mpi_persons', schema=None) as batch_op:
         batch_op.drop_index('ix_mpi_persons_rid_hash')
+        batch_op.drop_index('ix_mpi_persons_merged_into')
 
     op.drop_table('mpi_persons')
     op.drop_table('mpi_parameters')
