@@ -1,7 +1,7 @@
 """Benchmark of report ingest: bulk NDJSON and MLLP beside a raw baseline, on the same reports.
 
     .venv/bin/python bench/ingest.py [--reports 20000] [--messages 20000] [--residents 3000]
-        [--seed 1] [--connections 4] [--resolver mpi|stub] [--pg URL] [--skip-bulk]
+        [--seed 1] [--connections 4] [--resolver mpi|stub] [--pg URL] [--skip-bulk] [--mllp-only]
 
 Creates its own databases (a temp SQLite file; a fresh PostgreSQL database, dropped afterwards),
 synthesizes the city, residents and MPI registrations (``rhip.synth.service.synthesize``), and
@@ -177,10 +177,11 @@ def bench_db(name: str, url: str, args, tmp: Path, lines: list[str]) -> None:
     reps, obs = prepare(engine, settings, args)
     n, m = len(reps), len(obs)
     print(f"{name}: {n} reports, {m} observations ({m / n:.1f} a report)")
-    seconds = run_raw(engine, reps, obs)
-    lines.append(result("raw", name, n, m, seconds))
-    print(f"  raw {seconds:.2f} s")
-    if not args.skip_bulk:
+    if not args.mllp_only:
+        seconds = run_raw(engine, reps, obs)
+        lines.append(result("raw", name, n, m, seconds))
+        print(f"  raw {seconds:.2f} s")
+    if not args.skip_bulk and not args.mllp_only:
         folder = write_files(reps, obs, tmp / name / "synth", args.seed)["ndjson"]
         seconds = run_bulk(engine, settings, folder)
         lines.append(result("bulk", name, n, m, seconds))
@@ -202,12 +203,15 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2, help="MLLP batches committed at once")
+    parser.add_argument("--workers", type=int, default=1, help="MLLP batches committed at once")
     parser.add_argument("--resolver", choices=["mpi", "stub"], default="mpi")
     parser.add_argument("--pg", default=PG, help="PostgreSQL admin URL")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--mllp-only", action="store_true", help="PostgreSQL, MLLP path only")
     args = parser.parse_args()
+    if args.mllp_only:
+        args.only = "postgres"
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

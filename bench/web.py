@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from rhip.exchange.models import observations, reports  # noqa: E402
 from rhip.identity.models import registrations  # noqa: E402
 from rhip.kernel.settings import Settings  # noqa: E402
+from rhip.metrics.summary import refresh  # noqa: E402
 from rhip.schema import load_all  # noqa: E402
 from rhip.store import make_engine, upgrade  # noqa: E402
 from rhip.synth.service import synthesize  # noqa: E402
@@ -76,6 +77,9 @@ def run(folder: Path, args) -> None:
     t = time.perf_counter()
     seed_reports(engine, per_patient=6.0, days=30, total=args.reports or None)
     print(f"seeded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    t = time.perf_counter()
+    refresh(engine)  # the first fold of the daily summaries: every report so far
+    print(f"summaries folded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     with engine.connect() as conn:
         n = conn.execute(select(func.count()).select_from(reports)).scalar_one()
         patient = conn.execute(

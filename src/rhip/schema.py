@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "rhip.quality.models",
     "rhip.security.models",
     "rhip.audit.models",
+    "rhip.metrics.models",
 )
 
 

@@ -103,7 +103,7 @@ def test_cookie_carries_the_same_token_for_pages(client: TestClient) -> None:
     r = client.post("/api/auth/token?cookie=true",
                     data={"username": "pt.a", "password": "s3cret-pass-word"})  # fmt: skip
     assert "httponly" in r.headers["set-cookie"].lower()
-    assert "samesite=strict" in r.headers["set-cookie"].lower()
+    assert "samesite=lax" in r.headers["set-cookie"].lower()  # as the login page's (web.md)
     assert client.get("/api/test/whoami").json() == {"username": "pt.a", "role": "patient"}
     client.post("/api/auth/logout")
     assert client.get("/api/test/whoami").status_code == 401

@@ -35,7 +35,9 @@ def expected(role: Role, rel: Relationship, action: Action, purpose: str | None)
             if purpose == "TREAT" and rel is Relationship.CARE:
                 return True, 200, False
             return refused
-        return (True, 200, False) if action is Action.LOOKUP_PATIENT else refused
+        if action is Action.LOOKUP_PATIENT:  # doctors look patients up with a purpose of use
+            return (True, 200, False) if purpose is not None else refused
+        return refused
     if role is Role.PATIENT:
         if action in (Action.READ_CLINICAL, Action.LOOKUP_PATIENT, Action.READ_OWN_AUDIT):
             return (True, 200, False) if rel is Relationship.SELF else hidden
@@ -44,10 +46,10 @@ def expected(role: Role, rel: Relationship, action: Action, purpose: str | None)
         if action in (Action.READ_STATS, Action.READ_AUDIT, Action.MANAGE, Action.LOOKUP_PATIENT):
             return True, 200, False
         return refused  # never report contents
-    # integrator: submits, only as its own institution; identifier cross-reference
+    # integrator: only submits, and only as its own institution (no lookups)
     if action is Action.SUBMIT:
         return (True, 200, False) if rel is Relationship.OWN_INSTITUTION else refused
-    return (True, 200, False) if action is Action.LOOKUP_PATIENT else refused
+    return refused
 
 
 @pytest.mark.parametrize(("role", "rel", "action", "purpose"), CELLS)
@@ -72,6 +74,16 @@ def test_doctor_reasons_tell_what_to_do() -> None:
     assert "care relationship" in no_care.reason and "ETREAT" in no_care.reason
     payment = decide(dr, Action.READ_CLINICAL, "DiagnosticReport", "HPAYMT", Relationship.CARE)
     assert not payment.allowed and payment.status == 403
+
+
+def test_lookups_are_for_operators_and_doctors_with_a_purpose() -> None:
+    dr, integrator = PRINCIPALS[Role.DOCTOR], PRINCIPALS[Role.INTEGRATOR]
+    bare = decide(dr, Action.LOOKUP_PATIENT, "Patient", None, Relationship.NONE)
+    assert not bare.allowed and "X-Purpose-Of-Use" in bare.reason
+    assert decide(dr, Action.LOOKUP_PATIENT, "Patient", "TREAT", Relationship.NONE).allowed
+    for purpose, rel in itertools.product(PURPOSES, Relationship):
+        d = decide(integrator, Action.LOOKUP_PATIENT, "Patient", purpose, rel)
+        assert (d.allowed, d.status) == (False, 403) and "operators and doctors" in d.reason
 
 
 def test_operator_never_reads_report_contents_whatever_the_purpose() -> None:

@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "web-test-password"
 
 
@@ -179,10 +180,13 @@ def login(browser, server):
         ctx.close()
 
 
-def shot(page, name: str) -> Path:
+def shot(page, name: str, *also: Path) -> Path:
+    """A full-page screenshot under ``test-output/screenshots/``, copied to ``also`` (docs)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    for copy in also:
+        shutil.copyfile(path, copy)
     return path
 
 

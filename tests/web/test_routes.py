@@ -64,4 +64,16 @@ def test_wrong_password_and_no_open_redirect(server):
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/"
-    assert "httponly" in r.headers["set-cookie"].lower()
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie  # as ?cookie=true sets it
+
+
+def test_recognition_decision_needs_a_purpose_and_a_valid_form(server, city):
+    client = _signed_in(server, "dr")
+    path = f"/web/doctor/patients/{city.patient}/recognition"
+    form = {"item": "718-7", "decision": "refused", "reason_code": "patient_request"}
+    assert client.post(path, data=form).status_code == 403  # no purpose of use: refused
+    bad = client.post(path, data=form | {"purpose": "TREAT", "reason_code": "bored"})
+    assert bad.status_code == 422 and 'data-testid="rec-failed"' in bad.text
+    assert client.get(f"{path}?purpose=TREAT&item=718-7").status_code == 200
+    assert client.get("/web/doctor/reports/not%20an%20id?purpose=TREAT").status_code == 404

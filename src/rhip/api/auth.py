@@ -238,14 +238,9 @@ Judge = Callable[[Relationship], Decision]  # the decision for a relationship to
 
 
 def lookup_decision(principal: Principal, purpose: str | None, relationship: Relationship):
-    """MPI lookups (Patient read/search, ``$ihe-pix``, ``$match``), issue 4: operators (MPI
-    stewardship), doctors with a purpose of use, a patient their own record; not integrators."""
-    if principal.role is Role.INTEGRATOR:
-        return Decision(False, 403, "integrators submit data; patient lookups are for operators "
-                        "and doctors")  # fmt: skip
-    if principal.role is Role.DOCTOR and purpose is None:
-        return Decision(False, 403, "a purpose of use is required: send the X-Purpose-Of-Use "
-                        "header (TREAT, or ETREAT in an emergency)")  # fmt: skip
+    """MPI lookups (Patient read/search, ``$ihe-pix``, ``$match``): the policy's
+    ``LOOKUP_PATIENT`` rules (operators; doctors with a purpose of use; a patient their own
+    record; never integrators)."""
     return decide(principal, Action.LOOKUP_PATIENT, "Patient", purpose, relationship)
 
 
@@ -365,14 +360,18 @@ def audited_read(
 
 
 def set_token_cookie(response: Response, settings: Settings, token: str, ttl=DEFAULT_TTL) -> None:
-    """The page session: the token in an HttpOnly, SameSite=Strict cookie (no JS access, not
-    sent cross-site, so no CSRF); Secure outside dev."""
+    """The page session: the token in an HttpOnly (no JS access), SameSite=Lax cookie; Secure
+    outside dev and test. Both ``?cookie=true`` and the login page set it here.
+
+    Lax, not Strict: a link into rhip from another site (a hospital system, a mail) must arrive
+    signed in rather than bounce through the login page; Lax still withholds the cookie from
+    cross-site POSTs and sub-requests, and every state change here is a POST (CSRF)."""
     response.set_cookie(
         COOKIE,
         token,
         max_age=int(ttl / dt.timedelta(seconds=1)),
         httponly=True,
-        samesite="strict",
+        samesite="lax",
         secure=settings.env not in ("dev", "test"),
         path="/",
     )

@@ -134,9 +134,17 @@ def parse_datetime(value: str | None, path: str) -> dt.datetime | None:
     """
     if not value:
         return None
+    try:
+        return _utc_of(value)
+    except ValueError as exc:  # the message names the value; the path is the caller's
+        raise FhirInvalid(f"{path}: {exc}", expression=path) from None
+
+
+@functools.lru_cache(maxsize=4096)  # a report's results share one effective time
+def _utc_of(value: str) -> dt.datetime:
     m = _DATETIME.match(value)
     if not m:
-        raise FhirInvalid(f"{path}: {value!r} is not a FHIR dateTime", expression=path)
+        raise ValueError(f"{value!r} is not a FHIR dateTime")
     year, month, day, hour, minute, second, frac, zone = m.groups()
     try:
         tz = CST if not zone else dt.UTC if zone == "Z" else _offset(zone)
@@ -146,7 +154,7 @@ def parse_datetime(value: str | None, path: str) -> dt.datetime | None:
             int(second or 0), micro, tzinfo=tz,
         )  # fmt: skip
     except ValueError as exc:
-        raise FhirInvalid(f"{path}: {value!r}: {exc}", expression=path) from None
+        raise ValueError(f"{value!r}: {exc}") from None
     return stamp.astimezone(dt.UTC)
 
 
@@ -259,7 +267,7 @@ SHAPES: dict[str, Shape] = {
 
 def _contained(value: Any, path: str) -> None:
     kind = value.get("resourceType") if isinstance(value, dict) else None
-    if kind not in SHAPES:
+    if not isinstance(kind, str) or kind not in SHAPES:  # a list here is unhashable
         raise FhirNotSupported(f"{path}.resourceType {kind!r} is not accepted here",
                                expression=f"{path}.resourceType")  # fmt: skip
     SHAPES[kind](value, path)

@@ -32,6 +32,7 @@ from rhip.exchange.senders import Sender, authorise
 from rhip.exchange.v2fast import parse
 from rhip.kernel.clock import now
 from rhip.kernel.errors import RhipError
+from rhip.quality.service import ScorecardTally
 
 if TYPE_CHECKING:
     from rhip.exchange.ingest import V2Ingest
@@ -65,16 +66,17 @@ def receive_batch(ingest: V2Ingest, frames: Sequence[FrameIn]) -> list[bytes]:
         items = [_admit(ingest, conn, *frame) for frame in frames]
         _find_duplicates(conn, items)
         todo = [i for i in items if not i.duplicate]
-        for item, mid in zip(todo, inbox.allocate_ids(conn, len(todo)), strict=True):
+        # ids from an in-process pool (one sequence query per block, no commit)
+        for item, mid in zip(todo, ingest.ids.take(conn, len(todo)), strict=True):
             item.row = item.row or {}
             item.row["id"] = mid
-        conn.commit()
         for item in todo:
             if item.apply is None and item.sender is not None:
                 _read(ingest, conn, item)
-        conn.rollback()  # end the read phase's implicit transaction before writing
+        # the writes follow in the read phase's transaction (READ COMMITTED: each statement sees
+        # what is committed when it runs); no commit or BEGIN between them
         try:
-            _commit(conn, todo)
+            _commit(conn, todo, ingest.scorecard)
         except Exception:
             conn.rollback()
             if len(todo) <= 1:
@@ -82,7 +84,7 @@ def receive_batch(ingest: V2Ingest, frames: Sequence[FrameIn]) -> list[bytes]:
             else:
                 log.warning("group commit of %d messages failed; one by one", len(todo))
                 for item in todo:
-                    _commit_alone(conn, item)
+                    _commit_alone(conn, item, ingest.scorecard)
     for item in items:
         if item.duplicate:
             arrival = dataclasses.replace(item.arrival, sender=item.sender.credit_code)
@@ -118,7 +120,9 @@ def _admit(ingest: V2Ingest, conn: Connection, raw: bytes, peer: str, size: int 
 
 
 def _find_duplicates(conn: Connection, items: list[Item]) -> None:
-    """Keys already stored, or repeated within the batch: answered as duplicates after commit."""
+    """Keys already stored, or repeated within the batch: answered as duplicates after commit.
+    Checked before the read phase, which may write (the MPI applies an ADT's patient there); a
+    key taken by another transaction meanwhile is caught by ``insert_outcomes``."""
     keyed = [i for i in items if i.key is not None]
     taken = inbox.taken_keys(conn, [i.key for i in keyed])
     for item in keyed:
@@ -153,13 +157,13 @@ class _Rejected(Exception):
         self.item, self.error = item, error
 
 
-def _commit(conn: Connection, items: list[Item]) -> None:
+def _commit(conn: Connection, items: list[Item], tally: ScorecardTally | None = None) -> None:
     """Write and commit ``items``; a message rejected while applying becomes a failed row and the
     transaction is re-run without its writes (batch-mates are not failed with it).
     """
     for _ in range(len(items) + 1):
         try:
-            return _write(conn, items)
+            return _write(conn, items, tally)
         except _Rejected as exc:
             conn.rollback()
             exc.item.apply = None
@@ -167,7 +171,7 @@ def _commit(conn: Connection, items: list[Item]) -> None:
     raise RuntimeError("group commit did not converge")  # each round removes one apply
 
 
-def _write(conn: Connection, items: list[Item]) -> None:
+def _write(conn: Connection, items: list[Item], tally: ScorecardTally | None = None) -> None:
     """One transaction: every row, every applied message, the patients; then commit. Report
     batches of all messages are stored together (one ``reports.store_many``)."""
     written = inbox.insert_outcomes(conn, [i.row for i in items])
@@ -186,7 +190,7 @@ def _write(conn: Connection, items: list[Item]) -> None:
                 raise _Rejected(item, as_v2_error(exc)) from exc
             if patient:
                 patients[item.row["id"]] = patient
-    _store_reports(conn, stores)
+    _store_reports(conn, stores, tally)
     inbox.set_patients(conn, patients)
     conn.commit()
     for item in items:
@@ -194,13 +198,14 @@ def _write(conn: Connection, items: list[Item]) -> None:
             item.ack = item.row["ack"]
 
 
-def _store_reports(conn: Connection, stores: list[Item]) -> None:
+def _store_reports(conn: Connection, stores: list[Item], tally: ScorecardTally | None) -> None:
     """The messages' reports in one go; a message the quality rules refuse wrote nothing and
     its inbox row (already inserted as processed) becomes failed with its AE."""
     if not stores:
         return
     batches = [item.apply.batch for item in stores]
-    for item, out in zip(stores, store_many(conn, batches, recorded_at=now()), strict=True):
+    outs = store_many(conn, batches, recorded_at=now(), tally=tally)
+    for item, out in zip(stores, outs, strict=True):
         if out.rejection is not None:
             _failed(item, as_v2_error(rejected(out.rejection, item.apply.batch)))
             item.apply = None
@@ -209,9 +214,9 @@ def _store_reports(conn: Connection, stores: list[Item]) -> None:
                        ack_code=row["ack_code"], patient_id=None)  # fmt: skip
 
 
-def _commit_alone(conn: Connection, item: Item) -> None:
+def _commit_alone(conn: Connection, item: Item, tally: ScorecardTally | None) -> None:
     try:
-        _commit(conn, [item])
+        _commit(conn, [item], tally)
     except Exception:
         conn.rollback()
         _fail_alone(conn, [item])

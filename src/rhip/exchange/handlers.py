@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from rhip.exchange import reports
+from rhip.exchange.adt import ADT_HANDLERS
 from rhip.exchange.errors import ContentError, Location, as_v2_error
 from rhip.exchange.hl7v2 import Envelope, V2Message, parse_ts
 from rhip.exchange.oru import read_oru
@@ -97,4 +98,5 @@ def rejected(exc: QualityRejected, batch: reports.Batch) -> ContentError:
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("ORU", "R01"): oru_r01,
+    **ADT_HANDLERS,  # ADT^A01/A04/A08 registration and update, ADT^A40 merge (rhip.exchange.adt)
 }

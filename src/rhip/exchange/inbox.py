@@ -9,12 +9,12 @@ can be re-processed (``rhip.exchange.service.retry``).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql
 
 from rhip.exchange.errors import InboxError
 from rhip.exchange.models import INBOX_STATUSES, inbox_messages
@@ -76,6 +76,25 @@ def allocate_ids(conn: Connection, n: int) -> list[int]:
     return list(rows)
 
 
+class IdPool:
+    """Inbox ids taken from the sequence ``block`` at a time (one query per block, not one per
+    batch). Ids are only ever used once; a block left unused at exit is a gap, as after any
+    rolled-back insert.
+    """
+
+    def __init__(self, block: int = 256):
+        self.block = block
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+
+    def take(self, conn: Connection, n: int) -> list[int]:
+        with self._lock:
+            if len(self._ids) < n:
+                self._ids += allocate_ids(conn, max(n, self.block))
+            out, self._ids = self._ids[:n], self._ids[n:]
+            return out
+
+
 def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` are already stored (their messages are duplicates)."""
     if not keys:
@@ -86,18 +105,36 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
     return set(found.scalars())
 
 
+# inbox columns of a finished message and their PostgreSQL array types, for ``insert_outcomes``
+_OUTCOME_COLUMNS = (
+    ("id", "bigint"), ("channel", "text"), ("sender", "text"), ("peer", "text"),
+    ("control_id", "text"), ("message_type", "text"), ("raw", "bytea"), ("size", "int"),
+    ("truncated", "bool"), ("received_at", "timestamptz"), ("attempts", "int"),
+    ("status", "text"), ("error", "text"), ("ack", "bytea"), ("ack_code", "text"),
+    ("dedup_key", "text"), ("institution_id", "text"), ("patient_id", "text"),
+    ("processed_at", "timestamptz"),
+)  # fmt: skip
+_INSERT_OUTCOMES = (
+    f"INSERT INTO inbox_messages ({', '.join(c for c, _ in _OUTCOME_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for _, t in _OUTCOME_COLUMNS)}) "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+)
+
+
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
-    """Insert finished messages (explicit ids, final status, ACK) in one statement (PostgreSQL);
-    a row whose key another transaction took meanwhile is skipped. Returns the ids written.
+    """Insert finished messages (explicit ids, final status, ACK) in one statement (PostgreSQL:
+    one array per column through ``unnest``, no per-row SQL to build); a row whose key is already
+    stored (a duplicate, or another transaction took it meanwhile) is skipped. Returns the ids
+    written.
     """
     if not rows:
         return set()
-    stmt = (
-        postgresql.insert(inbox_messages)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(inbox_messages.c.id)
-    )
-    return set(conn.execute(stmt, list(rows)).scalars())
+    columns = [[row.get(c) for row in rows] for c, _ in _OUTCOME_COLUMNS]
+    if not conn.in_transaction():
+        conn.begin()  # so that the caller's ``conn.commit()`` commits this driver-level insert
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(_INSERT_OUTCOMES, columns)
+        return {r[0] for r in cur.fetchall()}
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

@@ -42,6 +42,7 @@ from rhip.kernel.clock import now
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import RhipError
 from rhip.kernel.settings import Settings
+from rhip.quality.service import ScorecardTally
 
 log = logging.getLogger("rhip.exchange")
 
@@ -76,7 +77,8 @@ class V2Ingest:
 
     On SQLite, writes are serialised by a lock (one writer at a time is SQLite's model anyway);
     on PostgreSQL, batches from different threads are processed concurrently. Registry rows of
-    senders are cached for ``sender_ttl`` seconds.
+    senders are cached for ``sender_ttl`` seconds. ``scorecard_every`` (PostgreSQL): write the
+    quality scorecard counts every so many seconds instead of in each message's transaction.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class V2Ingest:
         vault: IdentifierVault | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         sender_ttl: float = 5.0,
+        scorecard_every: float | None = None,
     ):
         self.engine = engine
         self.senders = SenderCache(sender_ttl)
@@ -96,6 +99,12 @@ class V2Ingest:
         sqlite = engine.dialect.name == "sqlite"
         self._lock = threading.Lock() if sqlite else contextlib.nullcontext()
         self.group_commit = not sqlite
+        self.ids = inbox.IdPool()  # group commit: inbox ids known before the rows are written
+        # group commit: scorecard counts summed in memory, written every so many seconds by
+        # ``flush_scorecard`` (statistics only may lag; see ScorecardTally); None: with each
+        # message's transaction
+        every = scorecard_every if self.group_commit else None
+        self.scorecard = ScorecardTally(every) if every is not None else None
         # the UCUM registry takes ~1 s to build: not on the first message's clock
         threading.Thread(target=terminology.warm, name="ucum-warm", daemon=True).start()
 
@@ -142,6 +151,11 @@ class V2Ingest:
         if message_id is None:
             return self._duplicate(dataclasses.replace(arrival, sender=sender.credit_code), key)
         return self._process(message_id, raw, env, sender)
+
+    def flush_scorecard(self, *, force: bool = False) -> None:
+        """Write the tallied scorecard counts if ``every`` seconds have passed (or ``force``)."""
+        if self.scorecard is not None and (force or self.scorecard.due()):
+            self.scorecard.flush(self.engine)
 
     def store_unacknowledged(self, raw: bytes, peer: str, reason: str, size: int | None = None):
         """Keep bytes that can get no ACK (a frame cut off, bytes outside any frame) as failed."""

@@ -1,9 +1,10 @@
 """The MLLP listener (HL7 v2 over TCP): frames ``VT message FS CR``, one ACK per message, sent
 only after the message's outcome is committed (MLLP release 2: the ACK is the commit receipt).
 
-Frames from all connections go to a ``Committer``: a few workers (threads, so the event loop keeps
-reading) each take every frame waiting and hand them to ``V2Ingest.receive_many`` — on PostgreSQL
-one transaction and one commit for all of them (group commit) — then answer each connection.
+Frames from all connections go to a ``Committer``: a worker (a thread, so the event loop keeps
+reading) takes every frame waiting — waiting up to 2 ms for the other connections' next frames —
+and hands them to ``V2Ingest.receive_many``: on PostgreSQL one transaction and one commit for all
+of them (group commit); then it answers each connection.
 
 Run alone for tests and integration rigs::
 
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ END = FS + CR
 _BLANK = b" \t\r\n"
 CHUNK = 64 * 1024
 MAX_BATCH = 64  # messages in one group commit
+GATHER = 0.002  # seconds a small batch may wait for other connections' messages
+SCORECARD_EVERY = 1.0  # seconds between scorecard writes (statistics only; see ScorecardTally)
 TRUNCATED = (
     "MLLP frame not terminated: the connection closed or fell idle, or a new frame began, "
     "before the end block (FS CR); no ACK could be sent"
@@ -108,14 +112,27 @@ async def read_frames(
 class Committer:
     """Batches frames that wait at the same time into one ``receive_many`` call per worker.
 
-    ``workers`` batches run at once (PostgreSQL: while one commits, the next is parsed); on SQLite
-    one is enough, writes are serialised anyway.
+    A worker takes every frame waiting, from all connections; while its batch is smaller than
+    the number of connections that could still send (open, and not waiting for an ACK of another
+    batch), it waits up to ``gather`` seconds for more: senders wait for each ACK, so one commit
+    can serve at most one message per connection, and a commit of 1 message costs nearly what
+    one of 4 does. ``workers`` batches run at once; on SQLite one, writes are serialised anyway.
     """
 
-    def __init__(self, ingest: V2Ingest, workers: int = 2, max_batch: int = MAX_BATCH):
+    def __init__(
+        self,
+        ingest: V2Ingest,
+        workers: int = 1,
+        max_batch: int = MAX_BATCH,
+        gather: float = GATHER,
+    ):
         self.ingest = ingest
         self.max_batch = max_batch
+        self.gather = gather
         self.workers = workers if ingest.group_commit else 1
+        self.connections = 0  # open connections (kept by ``_serve_connection``)
+        self._in_flight = 0  # frames taken by a worker, not yet answered
+        self.batches = self.frames = 0  # committed so far: frames / batches is the group size
         self._queue: asyncio.Queue = asyncio.Queue()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mllp-commit")
         self._tasks = [asyncio.ensure_future(self._run()) for _ in range(self.workers)]
@@ -126,28 +143,72 @@ class Committer:
         self._queue.put_nowait(((raw, peer, size), future))
         return await future
 
+    async def _take(self) -> list:
+        """Every frame waiting; more for up to ``gather`` s while more senders could send."""
+        queue = self._queue
+        batch = [await queue.get()]
+        deadline = None
+        while len(batch) < self.max_batch:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            if len(batch) + self._in_flight >= self.connections:
+                break  # every connection's message is here or in another batch
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.gather
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._take()
+            self._in_flight += len(batch)
+            self.batches, self.frames = self.batches + 1, self.frames + len(batch)
             frames = [frame for frame, _ in batch]
             try:
                 acks = await loop.run_in_executor(self._pool, self.ingest.receive_many, frames)
             except Exception as exc:  # the database is unreachable: no ACK for any of them
+                acks = None
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+            finally:
+                self._in_flight -= len(batch)
+            if acks is None:
                 continue
             for (_, future), ack in zip(batch, acks, strict=True):
                 if not future.done():
                     future.set_result(ack)
+            if self.ingest.scorecard is not None and self.ingest.scorecard.due():
+                await self._flush_scorecard(loop, force=False)
+
+    async def _flush_scorecard(self, loop, *, force: bool) -> None:
+        try:
+            await loop.run_in_executor(
+                self._pool, lambda: self.ingest.flush_scorecard(force=force)
+            )
+        except Exception:  # statistics only: kept in memory, written at the next flush
+            log.exception("scorecard flush failed; the counts are kept for the next one")
 
     def close(self) -> None:
+        """Stop the workers and write the scorecard counts still in memory."""
         for task in self._tasks:
             task.cancel()
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=True)
+        if self.batches:
+            log.info("%d frames in %d group commits (%.1f a commit)",
+                     self.frames, self.batches, self.frames / self.batches)  # fmt: skip
+        try:
+            self.ingest.flush_scorecard(force=True)
+        except Exception:
+            log.exception("scorecard flush at shutdown failed: up to a few seconds of counts lost")
 
 
 async def serve_mllp(
@@ -159,15 +220,20 @@ async def serve_mllp(
     vault: IdentifierVault | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     idle_timeout: float | None = 300.0,
-    workers: int = 2,
+    workers: int = 1,
+    scorecard_every: float | None = SCORECARD_EVERY,
 ) -> asyncio.Server:
     """Start listening (``port`` 0: any free port) and return the server; the caller owns it.
 
     Patients resolve through the MPI with ``vault`` (default: from RHIP_SECRET_KEY) unless a
     ``resolver`` is given. ``workers``: batches committed at once (keep it within the engine's
-    connection pool).
+    connection pool). ``scorecard_every``: seconds between writes of the quality scorecard
+    counts (None: in each message's transaction); the server's ``committer.close()`` writes the
+    rest.
     """
-    ingest = V2Ingest(engine, resolver, vault=vault, max_bytes=max_bytes)
+    ingest = V2Ingest(
+        engine, resolver, vault=vault, max_bytes=max_bytes, scorecard_every=scorecard_every
+    )
     committer = Committer(ingest, workers)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -187,6 +253,7 @@ async def _serve_connection(
     peername = writer.get_extra_info("peername")
     peer = str(peername[0]) if peername else ""
     ingest = committer.ingest
+    committer.connections += 1
     try:
         async for frame in read_frames(reader, ingest.max_bytes, idle_timeout):
             if frame.kind in ("message", "oversize"):
@@ -204,6 +271,7 @@ async def _serve_connection(
     except Exception:  # the database is unreachable: send nothing, so the sender resends
         log.exception("MLLP connection from %s: closing without ACK", peer)
     finally:
+        committer.connections -= 1
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
@@ -228,8 +296,15 @@ async def _main(args: argparse.Namespace) -> None:
     )  # fmt: skip
     port = server.sockets[0].getsockname()[1]
     print(f"MLLP listening on {args.host}:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # SIGTERM: stop and write what is kept
+        loop.add_signal_handler(signal.SIGTERM, server.close)
+    try:
+        async with server:
+            with contextlib.suppress(asyncio.CancelledError):
+                await server.serve_forever()
+    finally:
+        server.committer.close()  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -239,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=2575, help="0: any free port")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--resolver", help="module:function resolving patients (default: MPI)")
-    parser.add_argument("--workers", type=int, default=2, help="batches committed at once")
+    parser.add_argument("--workers", type=int, default=1, help="batches committed at once")
     parser.add_argument("--migrate", action="store_true", help="apply migrations first")
     args = parser.parse_args(argv)
     logging.basicConfig(

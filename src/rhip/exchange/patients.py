@@ -161,4 +161,5 @@ def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
         )
         return service.register(conn.engine, vault, create).person_id
 
+    resolve.vault = vault  # type: ignore[attr-defined]  # ADT update/merge hash with it
     return resolve

@@ -20,6 +20,7 @@ from rhip import quality
 from rhip.exchange import terminology
 from rhip.exchange.models import observations, reports
 from rhip.exchange.oru import ReportIn
+from rhip.quality.service import ScorecardTally
 from rhip.store import bulk_insert
 
 REPORT_COLUMNS = (
@@ -83,6 +84,7 @@ def store_many(
     *,
     recorded_at: dt.datetime,
     rules: Sequence[quality.Rule] | None = None,
+    tally: ScorecardTally | None = None,
 ) -> list[Stored]:
     """Standardise, quality-check and write many messages' batches in one go: one pass of each
     rule over all of them, one query for prior versions, one update of current flags, one bulk
@@ -90,6 +92,8 @@ def store_many(
 
     A batch that fails an error rule is refused alone (its ``Stored.rejection``; nothing of it
     written); the others are written. Batches apply in order, as if stored one after another.
+    With ``tally`` the scorecard counts are added to it, not upserted here (the listener's group
+    commit: see ``ScorecardTally``).
     """
     if not batches:
         return []
@@ -105,7 +109,7 @@ def store_many(
         for n, (b, f) in enumerate(zip(batches, findings, strict=True))
         if rejections[n] is None
     ]
-    quality.record_many(conn, recorded_at, kept)
+    quality.record_many(conn, recorded_at, kept, tally)
     return [Stored(ids.get(n, []), r) for n, r in enumerate(rejections)]
 
 

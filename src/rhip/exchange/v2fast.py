@@ -51,6 +51,12 @@ class FastSegment:
             return ""
         if self.fields[0] in _HEADERS and field in (1, 2):
             return self.fields[field] if rep == component == sub == 1 else ""
+        if rep == component == sub == 1:  # the common read: the first piece, no tree needed
+            value = self.fields[field]
+            for sep in self.separators[2:5]:
+                if sep in value:
+                    value = value.split(sep, 1)[0]
+            return unescape(self, value) if self.esc in value else value
         tree = self._split.get(field)
         if tree is None:
             _, rsep, csep, ssep = self.separators[1:5]

@@ -1,5 +1,7 @@
 """The operator's overview (运行总览): institutions connected, reports and views per day, data
-quality by institution and repeat tests avoided — each one SQL aggregate over the source table.
+quality by institution and repeat tests avoided. Institutions are counted from the registry; the
+report, view and recognition figures read the daily summaries (``rhip.metrics.summary``), never
+the raw tables, so a page costs the same at a thousand reports as at hundreds of millions.
 
 >>> from rhip.store import make_engine, upgrade
 >>> engine = make_engine("sqlite://"); upgrade(engine)
@@ -14,9 +16,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, case, func, select
 
-from rhip.exchange.models import reports
 from rhip.kernel.clock import today_cst
-from rhip.metrics import sources
+from rhip.metrics import sources, summary
 from rhip.registry.models import districts, institutions
 from rhip.registry.vocabulary import TYPES
 
@@ -93,12 +94,13 @@ def overview(engine: Engine, days: int = 30, end: dt.date | None = None) -> Over
     """The overview for the ``days`` days up to ``end`` (default today, CST)."""
     end = end or today_cst()
     start = end - dt.timedelta(days=days - 1)
+    summary.maybe_refresh(engine)
     with engine.connect() as conn:
         out = Overview(start=start, end=end)
         out.by_type = by_type(conn)
         out.by_district = by_district(conn)
         out.daily = daily(conn, start, end)
-        out.reports_total = conn.execute(select(func.count()).select_from(reports)).scalar_one()
+        out.reports_total = summary.totals(conn, ["reports_received"]).get((), 0)
         out.quality = quality_by_institution(conn, start, end)
         out.repeat_avoided = repeat_avoided(conn)
     return out
@@ -140,33 +142,14 @@ def by_district(conn: Connection) -> list[DistrictRow]:
 
 def daily(conn: Connection, start: dt.date, end: dt.date) -> list[DailyCount]:
     """Reports received (lab vs exam) and record views per CST day, zero-filled."""
-    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC) - dt.timedelta(hours=8)
-    day = sources.cst_day(conn, reports.c.recorded_at)
-    rows = conn.execute(
-        select(day, reports.c.kind, func.count())
-        .where(reports.c.recorded_at >= since)
-        .group_by(day, reports.c.kind)
-    ).all()
-    counts: dict[tuple[dt.date, str], int] = {(sources.as_date(d), k): n for d, k, n in rows}
-    views = _views_per_day(conn, since)
+    counts = summary.totals(conn, ["reports_received", "views"], start, end, ("day", "kind"))
+    views = summary.has_source(conn, "views")
     out = []
     for k in range((end - start).days + 1):
         d = start + dt.timedelta(days=k)
-        v = None if views is None else views.get(d, 0)
+        v = counts.get((d, ""), 0) if views else None
         out.append(DailyCount(d, counts.get((d, "lab"), 0), counts.get((d, "exam"), 0), v))
     return out
-
-
-def _views_per_day(conn: Connection, since: dt.datetime) -> dict[dt.date, int] | None:
-    found = sources.optional_source(conn, sources.VIEW_SOURCES)
-    if found is None:
-        return None
-    _, time_col, is_view = found
-    day = sources.cst_day(conn, time_col)
-    rows = conn.execute(
-        select(day, func.count()).where(is_view, time_col >= since).group_by(day)
-    ).all()
-    return {sources.as_date(d): n for d, n in rows}
 
 
 def quality_by_institution(conn: Connection, start: dt.date, end: dt.date) -> list[QualityRow]:
@@ -188,11 +171,9 @@ def quality_by_institution(conn: Connection, start: dt.date, end: dt.date) -> li
 
 def repeat_avoided(conn: Connection) -> int | None:
     """Repeat tests avoided (重复检查避免): recognition checks decided as recognised."""
-    found = sources.optional_source(conn, sources.RECOGNITION_SOURCES)
-    if found is None:
+    if not summary.has_source(conn, "recognition"):
         return None
-    t, _, recognised = found
-    return conn.execute(select(func.count()).select_from(t).where(recognised)).scalar_one()
+    return summary.totals(conn, ["recognised"]).get((), 0)
 
 
 def institution_daily(
@@ -201,15 +182,11 @@ def institution_daily(
     """Reports received from one institution per CST day (lab vs exam), zero-filled."""
     end = end or today_cst()
     start = end - dt.timedelta(days=days - 1)
-    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC) - dt.timedelta(hours=8)
+    summary.maybe_refresh(engine)
     with engine.connect() as conn:
-        day = sources.cst_day(conn, reports.c.recorded_at)
-        rows = conn.execute(
-            select(day, reports.c.kind, func.count())
-            .where(reports.c.institution_id == institution_id, reports.c.recorded_at >= since)
-            .group_by(day, reports.c.kind)
-        ).all()
-    counts = {(sources.as_date(d), k): n for d, k, n in rows}
+        counts = summary.totals(
+            conn, ["reports_received"], start, end, ("day", "kind"), institution_id=institution_id
+        )
     return [
         DailyCount(d, counts.get((d, "lab"), 0), counts.get((d, "exam"), 0), None)
         for d in (start + dt.timedelta(days=k) for k in range(days))

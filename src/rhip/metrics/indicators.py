@@ -1,4 +1,5 @@
 """The platform's own city measured live (平台实测指标), beside the index's survey indicators.
+Report, view and recognition counts come from the daily summaries (``rhip.metrics.summary``).
 
 Definitions (each a ratio of two counts from the database):
 
@@ -18,9 +19,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, select
 
-from rhip.exchange.models import reports
 from rhip.kernel.clock import today_cst
-from rhip.metrics import figures, sources
+from rhip.metrics import figures, summary
 from rhip.registry.models import districts, institutions
 
 # the framework indicator each live figure stands beside (None: no matching survey indicator)
@@ -53,18 +53,18 @@ def platform_indicators(engine: Engine, days: int = 365, end: dt.date | None = N
     """The live indicators over the ``days`` days up to ``end`` (default today, CST)."""
     end = end or today_cst()
     start = end - dt.timedelta(days=days - 1)
-    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC) - dt.timedelta(hours=8)
+    summary.maybe_refresh(engine)
     with engine.connect() as conn:
         types = figures.by_type(conn)
         total = sum(r.total for r in types)
         connected = sum(r.connected for r in types)
-        sharing = _sharing_institutions(conn, since)
+        sharing = _sharing_institutions(conn, start, end)
         quality = figures.quality_by_institution(conn, start, end)
         checked = sum(q.checked for q in quality)
         population = conn.execute(
             select(func.coalesce(func.sum(districts.c.population), 0))
         ).scalar_one()
-        views = _views(conn, since)
+        views = _views(conn, start, end)
         return PlatformIndicators(
             start=start,
             end=end,
@@ -81,22 +81,19 @@ def _pct(part: int, whole: int) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
-def _sharing_institutions(conn: Connection, since: dt.datetime) -> int:
-    senders = select(reports.c.institution_id).where(reports.c.recorded_at >= since).distinct()
-    return conn.execute(
-        select(func.count()).where(
-            institutions.c.connection_status == "connected",
-            institutions.c.active.is_(True),
-            institutions.c.id.in_(senders),
+def _sharing_institutions(conn: Connection, start: dt.date, end: dt.date) -> int:
+    senders = {
+        i for (i,) in summary.totals(conn, ["reports_received"], start, end, ("institution_id",))
+    }
+    connected = conn.execute(
+        select(institutions.c.id).where(
+            institutions.c.connection_status == "connected", institutions.c.active.is_(True)
         )
-    ).scalar_one()
+    ).scalars()
+    return sum(1 for i in connected if i in senders)
 
 
-def _views(conn: Connection, since: dt.datetime) -> int | None:
-    found = sources.optional_source(conn, sources.VIEW_SOURCES)
-    if found is None:
+def _views(conn: Connection, start: dt.date, end: dt.date) -> int | None:
+    if not summary.has_source(conn, "views"):
         return None
-    t, time_col, is_view = found
-    return conn.execute(
-        select(func.count()).select_from(t).where(is_view, time_col >= since)
-    ).scalar_one()
+    return summary.totals(conn, ["views"], start, end).get((), 0)

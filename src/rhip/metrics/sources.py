@@ -2,21 +2,19 @@
 
 The audit log (调阅记录) and recognition decisions (互认) are written by contexts still being
 built; their tables are looked up by name so metrics work before and after they land. Dialect
-differences (the CST calendar day of an instant) are kept here, in one place.
+differences (the CST calendar day of an instant, the upsert) are kept here, in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from sqlalchemy import Column, Connection, Table, func, inspect, literal_column
+from sqlalchemy import Connection, Select, Table, func, inspect, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from rhip.store import metadata
-
-# candidate (table, time column, filter column, value) for each optional source
-VIEW_SOURCES = (("audit_events", "recorded_at", "action", "R"),)  # FHIR AuditEvent.action read
-RECOGNITION_SOURCES = (("recognition_decisions", "decided_at", "decision", "recognised"),)
 
 
 def has_table(conn: Connection, name: str) -> bool:
@@ -33,20 +31,45 @@ def table(conn: Connection, name: str) -> Table | None:
     return Table(name, metadata.__class__(), autoload_with=conn)
 
 
-def optional_source(conn: Connection, candidates) -> tuple[Table, Column, ColumnElement] | None:
-    """The first candidate source present with its columns: (table, time column, filter)."""
-    for name, time_col, filter_col, value in candidates:
-        t = table(conn, name)
-        if t is not None and time_col in t.c and filter_col in t.c:
-            return t, t.c[time_col], t.c[filter_col] == value
-    return None
-
-
 def cst_day(conn: Connection, column: ColumnElement) -> ColumnElement:
     """The China Standard Time calendar day of a UTC instant, as SQL on this backend."""
     if conn.dialect.name == "postgresql":
-        return func.date(func.timezone("Asia/Shanghai", column))
+        # the zone as an SQL literal, not a bound parameter: the same expression in SELECT and
+        # GROUP BY must render identically for PostgreSQL to match them
+        return func.date(func.timezone(literal_column("'Asia/Shanghai'"), column))
     return func.date(column, literal_column("'+8 hours'"))
+
+
+def _insert(conn: Connection, table: Table):
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def upsert(
+    conn: Connection, table: Table, values: dict, keys: Sequence[str], update: Sequence[str]
+) -> None:
+    """Insert one row, or update the ``update`` columns of the row with the same ``keys``."""
+    stmt = _insert(conn, table).values(**values)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
+    )
+
+
+def upsert_add(
+    conn: Connection, table: Table, query: Select, keys: Sequence[str], counter: str
+) -> int:
+    """``INSERT … SELECT`` the query's rows, adding ``counter`` to a row with the same ``keys``
+    (``ON CONFLICT DO UPDATE``, the same syntax on both backends). SQLite needs the SELECT to
+    have a WHERE clause to parse the upsert; the callers' queries always have one."""
+    names = [*keys, counter]
+    stmt = _insert(conn, table).from_select(names, query)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={counter: table.c[counter] + stmt.excluded[counter]}
+    )
+    return conn.execute(stmt).rowcount
 
 
 def as_date(value) -> dt.date:

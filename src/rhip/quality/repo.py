@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -47,13 +48,19 @@ def add_daily_many(conn: Connection, day: dt.date, counts: Mapping[str, Mapping[
     ]  # fmt: skip
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(quality_daily).values(rows)  # one statement, not one per row
-    stmt = stmt.on_conflict_do_update(
+    conn.execute(_upsert_daily(conn.dialect.name), rows)
+
+
+@functools.cache
+def _upsert_daily(dialect_name: str):
+    """One cached statement run with many parameter sets (executemany; psycopg pipelines it),
+    not a multi-row VALUES compiled afresh for every call."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(quality_daily)
+    return stmt.on_conflict_do_update(
         index_elements=["institution_id", "day", "rule_id"],
         set_={c: quality_daily.c[c] + stmt.excluded[c] for c in COUNTS},
     )
-    conn.execute(stmt)
 
 
 def daily(conn: Connection, institution_id: str, start: dt.date, end: dt.date) -> list[dict]:

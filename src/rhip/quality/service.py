@@ -9,10 +9,12 @@ reports, which stores the warnings and adds the message's counts to the daily sc
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from rhip.kernel.clock import CST
 from rhip.kernel.errors import InvalidInput
@@ -154,9 +156,12 @@ def record_many(
     conn: Connection,
     recorded_at: dt.datetime,
     messages: Sequence[tuple[str, Findings, Sequence[str]]],
+    tally: ScorecardTally | None = None,
 ) -> None:
     """``record`` for many messages (institution id, findings, report ids) at once: one insert
-    of all warnings and one scorecard upsert with the counts summed per institution and rule."""
+    of all warnings and one scorecard upsert with the counts summed per institution and rule.
+    With ``tally`` the counts go to it instead, to be flushed outside the caller's transaction.
+    """
     day = recorded_at.astimezone(CST).date()
     rows = [
         (iid, ids[f.item] if f.item < len(ids) else None, f.rule_id, f.severity,
@@ -167,10 +172,65 @@ def record_many(
     ]  # fmt: skip
     repo.insert_findings(conn, rows)
     totals: dict[str, dict[str, RuleCount]] = {}
-    for iid, findings, _ in messages:
+    _add_counts(totals, ((iid, f.counts) for iid, f, _ in messages))
+    if tally is not None:
+        tally.add(day, totals)
+    else:
+        repo.add_daily_many(conn, day, totals)
+
+
+def _add_counts(totals: dict[str, dict[str, RuleCount]], counts) -> None:
+    for iid, by_rule in counts:
         mine = totals.setdefault(iid, {})
-        for rule_id, c in findings.counts.items():
+        for rule_id, c in by_rule.items():
             t = mine.setdefault(rule_id, RuleCount())
             t.checked, t.passed = t.checked + c.checked, t.passed + c.passed
             t.warnings, t.errors = t.warnings + c.warnings, t.errors + c.errors
-    repo.add_daily_many(conn, day, totals)
+
+
+class ScorecardTally:
+    """Scorecard counts (质控日报) summed in memory and written at most every ``every`` seconds,
+    in a transaction of their own: the message transactions of a busy listener then neither pay
+    the upsert nor queue on the same ``quality_daily`` rows.
+
+    The price is a bounded loss window for *statistics only*: a process killed between flushes
+    loses up to ``every`` seconds of counts (the messages, reports and warnings are committed
+    with their messages and are never lost). ``flush`` on shutdown writes what is left.
+    """
+
+    def __init__(self, every: float = 1.0):
+        self.every = every
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pending: dict[dt.date, dict[str, dict[str, RuleCount]]] = {}
+        self._last = time.monotonic()
+
+    def add(self, day: dt.date, totals: dict[str, dict[str, RuleCount]]) -> None:
+        with self._lock:
+            _add_counts(self._pending.setdefault(day, {}), totals.items())
+
+    def due(self) -> bool:
+        return bool(self._pending) and time.monotonic() - self._last >= self.every
+
+    def flush(self, engine: Engine) -> None:
+        """Write the pending counts (one upsert per day, one transaction); on failure they are
+        kept for the next flush."""
+        if not self._flush_lock.acquire(blocking=False):
+            return  # another thread is flushing
+        try:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._last = time.monotonic()
+            if not pending:
+                return
+            try:
+                with engine.begin() as conn:
+                    for day, totals in sorted(pending.items()):
+                        repo.add_daily_many(conn, day, totals)
+            except Exception:
+                with self._lock:  # keep them: added back for the next flush
+                    for day, totals in pending.items():
+                        _add_counts(self._pending.setdefault(day, {}), totals.items())
+                raise
+        finally:
+            self._flush_lock.release()

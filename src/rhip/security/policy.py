@@ -106,10 +106,13 @@ RULES: tuple[Rule, ...] = (
          "clinical record contents"),
     Rule(INT, A.READ_CLINICAL, ANY, ANY, False, "integrators submit data; they do not read "
          "clinical records"),
-    # -- 患者主索引 patient identity lookups ------------------------------------------------
-    Rule(D, A.LOOKUP_PATIENT, ANY, ANY, True, "patient lookup"),
+    # -- 患者主索引 patient identity lookups (Patient read/search, $ihe-pix, $match) ----------
+    Rule(D, A.LOOKUP_PATIENT, ANY, _p(NO_PURPOSE), False, "a purpose of use is required: send "
+         "the X-Purpose-Of-Use header (TREAT, or ETREAT in an emergency)"),
+    Rule(D, A.LOOKUP_PATIENT, ANY, ANY, True, "patient lookup with a purpose of use"),
     Rule(OP, A.LOOKUP_PATIENT, ANY, ANY, True, "MPI stewardship"),
-    Rule(INT, A.LOOKUP_PATIENT, ANY, ANY, True, "identifier cross-reference (PIXm/PDQm)"),
+    Rule(INT, A.LOOKUP_PATIENT, ANY, ANY, False, "integrators submit data; patient lookups are "
+         "for operators and doctors"),
     Rule(P, A.LOOKUP_PATIENT, _r(R.SELF), ANY, True, "own demographics"),
     Rule(P, A.LOOKUP_PATIENT, ANY, ANY, False, NOT_FOUND, status=404),
     # -- submission: only as the integrator's own institution ------------------------------

@@ -13,7 +13,7 @@ from rhip.web import assets, routes_main
 router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)
 router.include_router(routes_main.router)
-for _name in ("routes_registry", "routes_clinical", "routes_index"):
+for _name in ("routes_registry", "routes_clinical", "routes_recognition", "routes_index"):
     _module = import_optional(f"rhip.web.{_name}")
     if _module is not None:
         router.include_router(_module.router)

@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from rhip.exchange.recognition import EXCEPTION_REASONS, REASONS
+from rhip.exchange.viewing import FLAGS
+
 LANGS = ("zh", "en")
 COOKIE = "rhip_lang"
 
@@ -133,8 +136,45 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trend.title": ("单项趋势（跨机构）", "Trend across institutions"),
     "kind.lab": ("检验", "Lab"),
     "kind.exam": ("检查", "Exam"),
-    "flag.H": ("偏高", "High"),
-    "flag.L": ("偏低", "Low"),
+    "doc.older": ("更早的报告", "Older reports"),
+    "doc.purpose_hint_search": (
+        "查找患者与调阅均记录审计，请选择调阅目的。",
+        "Finding a patient and opening records are audited: choose the purpose of access.",
+    ),
+    "rec.title": ("检查检验结果互认核查", "Mutual recognition check"),
+    "rec.item": ("互认项目", "Item"),
+    "rec.check": ("核查", "Check"),
+    "rec.pick": ("请选择项目", "Choose an item"),
+    "rec.rule": (
+        "有效期 {days} 天 · 范围 {scope} · {eqa}",
+        "valid {days} days · scope {scope} · {eqa}",
+    ),
+    "rec.eqa": ("须通过室间质评", "EQA required"),
+    "rec.no_eqa": ("无需室间质评", "no EQA required"),
+    "rec.scope.city": ("本市", "city"),
+    "rec.scope.province": ("本省", "province"),
+    "rec.scope.national": ("全国", "national"),
+    "rec.none": ("该患者没有此项目的既往结果", "No earlier result of this item"),
+    "rec.summary_yes": (
+        "有可互认的结果，可避免重复检查",
+        "A result can be recognised: no repeat test needed",
+    ),
+    "rec.summary_no": ("没有可互认的结果", "No result can be recognised"),
+    "rec.recognisable": ("可互认", "Recognisable"),
+    "rec.yes": ("是", "Yes"),
+    "rec.no": ("否", "No"),
+    "rec.reason": ("原因", "Reason"),
+    "rec.valid_until": ("有效至", "Valid until"),
+    "rec.decision": ("处理", "Decision"),
+    "rec.recognise": ("确认互认", "Recognise"),
+    "rec.refuse": ("不予互认，重新检查", "Refuse and repeat the test"),
+    "rec.refuse_reason": ("例外情形", "Exception reason"),
+    "rec.note": ("说明", "Note"),
+    "rec.recorded": ("已记录：{decision}", "Recorded: {decision}"),
+    "rec.decision.recognised": ("互认", "recognised"),
+    "rec.decision.refused": ("不予互认", "refused"),
+    "rec.why.no_valid_result": ("结果无效（撤回或未获得）", "Result withdrawn or not obtained"),
+    "rec.failed": ("未能记录：{message}", "Not recorded: {message}"),
     "me.title": ("我的检验检查报告", "My lab and exam reports"),
     "idx.title": ("卫生健康信息化发展指数", "Health informatization development index"),
     "idx.synthetic": (
@@ -166,6 +206,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "err.404": ("页面或记录不存在", "No such page or record"),
     "err.back": ("返回首页", "Back to the start"),
 }
+
+
+# codes of the platform's services (abnormal flags, recognition reasons), "中文 english" there
+_SERVICE_TEXTS = {
+    "flag": {code: label for code, (_, _, label) in FLAGS.items()},
+    "rec.why": REASONS,
+    "rec.exception": EXCEPTION_REASONS,
+}
+for _prefix, _texts in _SERVICE_TEXTS.items():
+    for _code, _text in _texts.items():
+        _zh, _, _en = _text.partition(" ")
+        MESSAGES.setdefault(f"{_prefix}.{_code}", (_zh, (_en or _zh)[:1].upper() + _en[1:]))
 
 
 def pick_lang(request: Request) -> str:

@@ -1,7 +1,8 @@
 """Rendering pages (页面渲染): the Jinja2 environment, role guard and HTML error pages.
 
 ``@view(roles)`` wraps a page handler: no sign-in → the login page; wrong role → 403 page; a
-``NotFound`` from a service → 404 page. Pages never answer with the API's JSON errors.
+``NotFound`` from a service, or a malformed id in the URL, → 404 page. Pages never answer with
+the API's JSON errors.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,8 +18,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from rhip.kernel.clock import CST
-from rhip.kernel.errors import NotFound
+from rhip.kernel.errors import InvalidInput, MalformedInput, NotFound
 from rhip.web import i18n
+from rhip.web.clinical import ABNORMAL
 from rhip.web.session import Viewer, current_viewer
 
 PREFIX = "/web"
@@ -55,6 +57,13 @@ ENV = Environment(loader=PackageLoader("rhip.web", "templates"), autoescape=sele
 ENV.filters["num"] = _number
 ENV.filters["json"] = _json
 ENV.globals["cst"] = CST
+ENV.globals["abnormal_flags"] = ABNORMAL
+
+
+def lang_link(request: Request, lang: str) -> str:
+    """This page in ``lang``: the same query (purpose, item …) with ``lang`` replaced."""
+    query = {k: v for k, v in request.query_params.items() if k != "lang"} | {"lang": lang}
+    return "?" + urlencode(query)
 
 
 def home_of(viewer: Viewer | None) -> str:
@@ -75,6 +84,7 @@ def render(
         viewer=viewer,
         nav=NAV.get(viewer.role, []) if viewer else [],
         path=request.url.path,
+        lang_link=lang_link(request, "en" if lang == "zh" else "zh"),
         **ctx,
     )
     response = HTMLResponse(html, status_code=status)
@@ -108,8 +118,8 @@ def view(roles: Iterable[str]) -> Callable:
                 return handler(*args, **kwargs)
             except PageError as exc:
                 return error_page(request, exc.status)
-            except NotFound:
-                return error_page(request, 404)
+            except (NotFound, InvalidInput, MalformedInput):
+                return error_page(request, 404)  # a bad id or cursor in a URL: no such record
 
         return page
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from rhip.api.auth import set_token_cookie
 from rhip.metrics import Overview, overview
 from rhip.web import i18n
 from rhip.web.render import PREFIX, error_page, home_of, render, view
@@ -46,21 +47,14 @@ def login(
     # only local paths: an open redirect would let a link send users elsewhere after sign-in
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(TTL.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    set_token_cookie(response, settings, token, TTL)  # the API's cookie: one session, one rule
     return response
 
 
 @router.post(f"{PREFIX}/logout")
 def logout(request: Request) -> Response:
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, path="/")
     return response
 
 

@@ -6,13 +6,13 @@ was linked to (``Location`` names it either way). Identifiers of every linked re
 on the golden record; resident IDs are stored hashed and encrypted and decrypted for the response.
 ``$ihe-pix`` (IHE PIXm) cross-references an identifier; ``$match`` (IHE PDQm) scores candidates.
 
-Who (issue 4, ``rhip.api.auth.lookup_decision``): read, search, ``$ihe-pix`` and ``$match`` are
-for operators (MPI stewardship) and doctors sending ``X-Purpose-Of-Use``; a patient reads only
-their own record (``GET /fhir/Patient/<own id>`` or ``?_id=``). Create is for operators and for
-integrators registering with their own institution's MRN. Every lookup is audited, one event per
-patient returned. Doctors, patients and integrators see resident IDs and phone numbers masked
-(``4403**********1234``, ``138****5678``); ``$ihe-pix``, which exists to cross-reference
-identifiers, returns them in full.
+Who (issue 4, the policy's ``LOOKUP_PATIENT`` rules, applied in ``patient_access``): read,
+search, ``$ihe-pix`` and ``$match`` are for operators (MPI stewardship) and doctors sending
+``X-Purpose-Of-Use``; a patient reads only their own record (``GET /fhir/Patient/<own id>`` or
+``?_id=``). Create is for operators and for integrators registering with their own institution's
+MRN. Every lookup is audited, one event per patient returned. Doctors, patients and integrators
+see resident IDs and phone numbers masked (``4403**********1234``, ``138****5678``); ``$ihe-pix``,
+which exists to cross-reference identifiers, returns them in full.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from rhip.api.auth import audited_read, lookup_decision, record_access, refusal
+from rhip.api.auth import audited_read, lookup_decision
 from rhip.api.deps import CurrentUser, EngineDep, PurposeOfUse, VaultDep
 from rhip.api.fhir import metadata
+from rhip.api.fhir import patient_access as access
 from rhip.api.fhir.common import FHIRResponse, parse_search, read_resource, searchset, split_token
 from rhip.identity import service
 from rhip.identity.schemas import Identifier, MatchCandidate, PersonPublic, RegistrationCreate
 from rhip.kernel import systems
 from rhip.kernel.errors import Forbidden, InvalidInput, MalformedInput, NotFound
-from rhip.kernel.ids import mask, validate_resident_id
+from rhip.kernel.ids import validate_resident_id
 from rhip.kernel.regions import SHENZHEN
-from rhip.registry import get as get_institution
-from rhip.security.policy import Action, Decision, Relationship, decide
+from rhip.security.policy import Action, Relationship, decide
 from rhip.security.schemas import Principal, Role
-from rhip.security.service import submitter_relationship
 
 router = APIRouter(tags=["fhir"])
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -71,13 +70,13 @@ async def match_patient(
     request: Request, engine: EngineDep, vault: VaultDep, user: CurrentUser, purpose: PurposeOfUse
 ) -> FHIRResponse:
     """Scored candidates for a Patient (PDQm): searchset Bundle with score and match-grade."""
-    allowed = _allow_lookup(request, user, purpose, "search", patients=False)
+    allowed = access.allow_lookup(request, user, purpose, "search", patients=False)
     params = await read_resource(request, "Parameters")
     resource, count, only_certain = _match_parameters(params)
     found = service.match(engine, vault, from_fhir(resource), count=count)
     if only_certain:
         found = [c for c in found if c.grade == "certain"][:1]
-    _audit(request, user, purpose, allowed, "search", [c.person.id for c in found])
+    access.audit(request, user, purpose, allowed, "search", [c.person.id for c in found])
     shown = [_shown(c.person, user) for c in found]
     bundle = searchset(request, shown, len(found), _page(count))
     for entry, cand in zip(bundle["entry"], found, strict=True):
@@ -91,7 +90,7 @@ def ihe_pix(
     request: Request, engine: EngineDep, vault: VaultDep, user: CurrentUser, purpose: PurposeOfUse
 ) -> FHIRResponse:
     """Cross-reference an identifier to all the others of its person (IHE PIXm), unmasked."""
-    allowed = _allow_lookup(request, user, purpose, "search", patients=False)
+    allowed = access.allow_lookup(request, user, purpose, "search", patients=False)
     params, _ = parse_search(request, ("sourceIdentifier", "targetSystem", "_format"))
     sources = [p.value for p in params if p.name == "sourceIdentifier"]
     if len(sources) != 1 or "|" not in sources[0] or not all(split_token(sources[0])):
@@ -101,9 +100,9 @@ def ihe_pix(
     targets = {t for p in params if p.name == "targetSystem" for t in p.value.split(",")}
     people = service.cross_reference(engine, vault, system, value)
     if not people:
-        _audit(request, user, purpose, allowed, "search", [], status=404)
+        access.audit(request, user, purpose, allowed, "search", [], status=404)
         raise NotFound(f"no patient has identifier {system}|***", expression="sourceIdentifier")
-    _audit(request, user, purpose, allowed, "search", [p.id for p in people])
+    access.audit(request, user, purpose, allowed, "search", [p.id for p in people])
     out: list[dict[str, Any]] = []
     for person in people:
         for ident in person.identifiers:
@@ -119,17 +118,10 @@ def ihe_pix(
 def search_patients(
     request: Request, engine: EngineDep, vault: VaultDep, user: CurrentUser, purpose: PurposeOfUse
 ) -> FHIRResponse:
-    allowed = _allow_lookup(request, user, purpose, "search")
+    allowed = access.allow_lookup(request, user, purpose, "search")
     params, page = parse_search(request, SEARCH_PARAMS)
     criteria = _criteria(params)
-    ids = criteria.pop("person_ids", None)
-    if user.role is Role.PATIENT:
-        if ids is None:
-            refused = Decision(False, 403, "a patient reads only their own record: "
-                               "GET /fhir/Patient/<id> or search by _id")  # fmt: skip
-            _audit(request, user, purpose, refused, "search", [])
-            raise refusal(refused)
-        ids = [i for i in ids if _is_self(engine, user, i)]  # others: simply not found
+    ids = access.own_ids(request, engine, user, purpose, criteria.pop("person_ids", None))
     if ids is not None:
         found = [_read_or_none(engine, vault, i) for i in ids]
         people = [p for p in found if p is not None]
@@ -138,7 +130,7 @@ def search_patients(
         total, people = service.search_persons(
             engine, vault, offset=page.offset, count=page.count, **criteria
         )
-    _audit(request, user, purpose, allowed, "search", [p.id for p in people])
+    access.audit(request, user, purpose, allowed, "search", [p.id for p in people])
     return FHIRResponse(searchset(request, [_shown(p, user) for p in people], total, page))
 
 
@@ -171,14 +163,14 @@ async def create_patient(
     resource = await read_resource(request, "Patient")
     reg = from_fhir(resource)
     if user.role is Role.INTEGRATOR:
-        reg = _as_own_institution(engine, user, reg)
+        reg = access.as_own_institution(engine, user, reg)
     else:
-        _require(decide(user, Action.MANAGE, "Patient", None, Relationship.NONE))
+        access.require(decide(user, Action.MANAGE, "Patient", None, Relationship.NONE))
     result = service.register(engine, vault, reg)
     person = service.get_person(engine, vault, result.person_id)
     body = to_fhir(person)
     if user.role is Role.INTEGRATOR:
-        body = _own_view(body, reg.identifiers)
+        body = access.own_view(body, reg.identifiers)
     return FHIRResponse(
         body,
         status_code=201 if result.created_person else 200,
@@ -186,82 +178,8 @@ async def create_patient(
     )
 
 
-# ---- access: who may look up, what they see ------------------------------------------------
-
-
-def _allow_lookup(
-    request: Request, user: Principal, purpose: str | None, subtype: str, *, patients=True
-) -> Decision:
-    """The caller's role and purpose allow MPI lookups at all; else refused and audited."""
-    if user.role is Role.PATIENT and not patients:
-        decision = Decision(False, 403, "this operation is for operators and doctors")
-    else:
-        rel = Relationship.SELF if user.role is Role.PATIENT else Relationship.NONE
-        decision = lookup_decision(user, purpose, rel)
-    if not decision.allowed:
-        _audit(request, user, purpose, decision, subtype, [])
-        raise refusal(decision)
-    return decision
-
-
-def _audit(request, user, purpose, decision: Decision, subtype: str, ids, status=None) -> None:
-    record_access(request, user, purpose, decision, resource="Patient", subtype=subtype,
-                  patient_ids=ids, status=status)  # fmt: skip
-
-
-def _require(decision: Decision) -> None:
-    if not decision.allowed:
-        raise refusal(decision)
-
-
-def _is_self(engine, user: Principal, person_id: str) -> bool:
-    from rhip.security.service import care_relationship
-
-    with engine.connect() as conn:
-        return care_relationship(conn, user, person_id) is Relationship.SELF
-
-
-def _as_own_institution(engine, user: Principal, reg: RegistrationCreate) -> RegistrationCreate:
-    """The registration of an integrator, at its own institution with its own MRN; 403 when it
-    claims another institution (policy: an integrator submits only as its own institution)."""
-    own = get_institution(engine, user.institution_id or "")
-    mrns = {i.system for i in reg.identifiers if i.system.startswith(systems.MRN_PREFIX)}
-    claimed: str | None = reg.institution_id or own.id
-    if mrns - {systems.mrn_system(own.credit_code)}:
-        claimed = None  # another institution's patient number
-    _require(decide(user, Action.SUBMIT, "Patient", None, submitter_relationship(user, claimed)))
-    if not mrns:
-        raise InvalidInput(
-            f"an identifier with your institution's MRN system "
-            f"{systems.mrn_system(own.credit_code)} is required",
-            expression="Patient.identifier",
-        )
-    return reg.model_copy(update={"institution_id": own.id})
-
-
 def _shown(p: PersonPublic, user: Principal) -> dict[str, Any]:
-    """The Patient as ``user`` may see it: in full for operators (MPI stewardship), with resident
-    IDs and phone numbers masked for everyone else."""
-    res = to_fhir(p)
-    return res if user.role is Role.OPERATOR else masked(res)
-
-
-def masked(res: dict[str, Any]) -> dict[str, Any]:
-    """A Patient with sensitive identifiers (resident ID, passport, permits) and phones masked."""
-    for ident in res.get("identifier", []):
-        if ident["system"] in systems.SENSITIVE:
-            ident["value"] = mask(ident["value"])
-    for tel in res.get("telecom", []):
-        if tel.get("system") == "phone" and tel.get("value"):
-            tel["value"] = mask(tel["value"], keep_head=3, keep_tail=4)
-    return res
-
-
-def _own_view(res: dict[str, Any], sent: list[Identifier]) -> dict[str, Any]:
-    """What an integrator gets back: the identifiers it sent, masked where sensitive."""
-    mine = {(i.system, i.value) for i in sent}
-    res["identifier"] = [i for i in res.get("identifier", []) if (i["system"], i["value"]) in mine]
-    return masked(res)
+    return access.shown(to_fhir(p), user)
 
 
 def _criteria(params) -> dict[str, Any]:

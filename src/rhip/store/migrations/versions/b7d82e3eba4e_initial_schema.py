@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8d7a55c5e60d
+Revision ID: b7d82e3eba4e
 Revises: 
-Create Date: 2026-11-26 08:13:41.939180
+Create Date: 2026-11-26 08:22:43.889033
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import rhip.store.base
 
 
-revision = '8d7a55c5e60d'
+revision = 'b7d82e3eba4e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -82,6 +82,24 @@ def upgrade() -> None:
     sa.Column('parent_code', sa.String(length=6), nullable=True),
     sa.Column('population', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_districts'))
+    )
+    op.create_table('metrics_daily',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('institution_id', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('measure', sa.String(length=32), nullable=False),
+    sa.Column('count', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('day', 'institution_id', 'kind', 'measure', name=op.f('pk_metrics_daily'))
+    )
+    with op.batch_alter_table('metrics_daily', schema=None) as batch_op:
+        batch_op.create_index('ix_metrics_daily_measure_day', ['measure', 'day'], unique=False)
+
+    op.create_table('metrics_watermarks',
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.Column('last_id', sa.BigInteger(), nullable=True),
+    sa.Column('last_at', rhip.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('refreshed_at', rhip.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('source', name=op.f('pk_metrics_watermarks'))
     )
     op.create_table('mpi_history',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -340,6 +358,7 @@ def upgrade() -> None:
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.create_index('ix_reports_inbox', ['inbox_id'], unique=False)
         batch_op.create_index('ix_reports_patient_issued', ['patient_id', 'issued_at'], unique=False)
+        batch_op.create_index('ix_reports_recorded_at', ['recorded_at'], unique=False)
 
     op.create_table('observations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -409,6 +428,7 @@ def downgrade() -> None:
 
     op.drop_table('observations')
     with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.drop_index('ix_reports_recorded_at')
         batch_op.drop_index('ix_reports_patient_issued')
         batch_op.drop_index('ix_reports_inbox')
 
@@ -470,6 +490,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_mpi_history_subsumed_id')
 
     op.drop_table('mpi_history')
+    op.drop_table('metrics_watermarks')
+    with op.batch_alter_table('metrics_daily', schema=None) as batch_op:
+        batch_op.drop_index('ix_metrics_daily_measure_day')
+
+    op.drop_table('metrics_daily')
     op.drop_table('districts')
     with op.batch_alter_table('code_maps', schema=None) as batch_op:
         batch_op.drop_index('ix_code_maps_std_code')
