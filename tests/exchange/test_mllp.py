@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from exchange.support import ack_fields, frame, oru, resolver
 from rhip.exchange.mllp import Frame, read_frames, serve_mllp
 from rhip.exchange.models import inbox_messages, reports
+from rhip.quality.models import quality_daily
 
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 
@@ -80,6 +81,43 @@ def test_concurrent_connections_each_get_their_acks(engine: Engine, sender_id: s
         assert [ack_fields(a)["MSA"][1:3] for a in acks] == [["AA", f"C{c}-{i}"] for i in range(n)]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(reports)).scalar_one() == 48
+
+
+@pytest.mark.postgres
+def test_waiting_senders_share_commits_and_the_scorecard_is_written_at_close(
+    engine: Engine, sender_id: str
+) -> None:
+    """4 senders, each waiting for its ACK: the listener gathers their frames into shared
+    commits; the scorecard counts it tallies in memory are written when it closes."""
+    connections, n = 4, 6
+    seen = {}
+
+    async def main():
+        # no periodic flush during the test: only the one at close
+        server = await serve_mllp(engine, "127.0.0.1", 0, resolver=resolver, scorecard_every=3600)
+        port = server.sockets[0].getsockname()[1]
+        jobs = [
+            _exchange(port, [frame(oru(f"G{c}-{i}", filler=f"G{c}-{i}")) for i in range(n)])
+            for c in range(connections)
+        ]
+        acks = await asyncio.gather(*jobs)
+        committer = server.committer
+        with engine.connect() as conn:
+            seen["before"] = conn.execute(select(func.count()).select_from(quality_daily))
+            seen["before"] = seen["before"].scalar_one()
+        server.close()
+        await server.wait_closed()
+        committer.close()
+        return acks, committer
+
+    results, committer = asyncio.run(main())
+    assert all(ack_fields(a)["MSA"][1] == "AA" for acks in results for a in acks)
+    assert committer.frames == connections * n and committer.batches < committer.frames
+    with engine.connect() as conn:
+        checked = conn.execute(select(func.sum(quality_daily.c.checked))).scalar_one()
+    if engine.dialect.name == "postgresql":  # tallied (SQLite: written with each message)
+        assert seen["before"] == 0
+    assert checked and checked > 0
 
 
 def test_python_hl7_clients_interoperate(engine: Engine, sender_id: str, tmp_path: Path) -> None:

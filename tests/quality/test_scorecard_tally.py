@@ -15,6 +15,7 @@ from rhip.quality.service import RuleCount, ScorecardTally
 from rhip.store import make_engine
 
 DAY = dt.date(2024, 3, 1)
+pytestmark = pytest.mark.postgres  # sqlite always; PostgreSQL when reachable
 
 
 def _count(checked: int, passed: int, warnings: int = 0) -> RuleCount:

@@ -191,9 +191,7 @@ class Committer:
 
     async def _flush_scorecard(self, loop, *, force: bool) -> None:
         try:
-            await loop.run_in_executor(
-                self._pool, lambda: self.ingest.flush_scorecard(force=force)
-            )
+            await loop.run_in_executor(self._pool, lambda: self.ingest.flush_scorecard(force=force))
         except Exception:  # statistics only: kept in memory, written at the next flush
             log.exception("scorecard flush failed; the counts are kept for the next one")
 
@@ -273,7 +271,8 @@ async def _serve_connection(
     finally:
         committer.connections -= 1
         writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
+        # cancelled while closing: the server is shutting down, nothing is left to answer
+        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
             await writer.wait_closed()
 
 
