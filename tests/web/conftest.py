@@ -92,6 +92,7 @@ def _accounts(engine: Engine, patient: str, institution: str) -> None:
         ("op", Role.OPERATOR, None, None),
         ("dr", Role.DOCTOR, institution, None),
         ("pt", Role.PATIENT, None, patient),
+        ("ig", Role.INTEGRATOR, institution, None),
     ]:
         create_user(
             engine,
@@ -148,7 +149,7 @@ def server(city: City, access_log: AccessLog) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright  # a missing browser stack fails, never skips
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (make test does)")
     with playwright.sync_playwright() as p:

@@ -205,6 +205,22 @@ def test_patient_sees_own_reports_and_tampering_is_refused_and_audited(
     assert page.goto(f"{server}/web/doctor/patients/{city.other}?purpose=TREAT").status == 403
 
 
+def test_integrator_sees_only_its_own_institution(login, city, server):
+    page = login("ig")
+    # an integrator's home is its own institution's page: status, feeds, volumes, scorecard
+    assert page.url.endswith(f"/web/institutions/{city.doctor_institution}")
+    assert page.locator("[data-testid=inst-status]").count() == 1
+    page.wait_for_selector("body[data-charts-ready='1']")
+    shot(page, "integrator-institution")
+    with city.engine.connect() as conn:
+        other = conn.execute(
+            select(institutions.c.id).where(institutions.c.id != city.doctor_institution).limit(1)
+        ).scalar_one()
+    assert page.goto(f"{server}/web/institutions/{other}").status == 403
+    assert page.goto(f"{server}/web/overview").status == 403
+    assert page.goto(f"{server}/web/doctor").status == 403
+
+
 @pytest.mark.parametrize("who", ["op", "dr"])
 def test_index_page(login, server, who):
     page = login(who)
