@@ -12,11 +12,13 @@ other line of the chunk is applied. A Bundle on one line is applied entirely or 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ except ImportError:  # pragma: no cover - orjson missing
 
     _JSONError = (UnicodeDecodeError, json.JSONDecodeError)
 
-from rhip.exchange import bulk_check, fhir_ingest, inbox
+from rhip.exchange import bulk_check, bulk_map, bulk_store, fhir_ingest, fhir_map, inbox
 from rhip.exchange.fhir_bundle import FhirIngest
 from rhip.exchange.fhir_ingest import Channel, Entry
 from rhip.exchange.fhir_validate import FhirMalformed, check_resource
@@ -178,12 +180,17 @@ def _import_chunk(
             inbox.store_duplicate(conn, arrival, inbox.by_key(conn, key))
         result.duplicate_chunks += 1
         return
-    entries = parse_chunk(chunk)
     try:
+        recorded = now()
+        mapped, checked, entries = _columns(ingest, channel, sender, chunk, validate, recorded)
         plan = fhir_ingest.prepare(channel, entries, atomic=False, validate=validate)
         with ingest.lock, ingest.engine.begin() as conn:
             inbox.claim(conn, message_id)
             result.reports += fhir_ingest.write(conn, plan, sender.institution_id, message_id)
+            if len(mapped):
+                result.reports += bulk_store.write(
+                    conn, mapped, checked, sender.institution_id, message_id, recorded
+                )
             bad = _bad_lines(entries, chunk, name)
             for err, line_raw in bad:
                 failed = Arrival(line_raw, CHANNEL, sender=sender.credit_code,
@@ -201,6 +208,71 @@ def _import_chunk(
             inbox.mark(conn, message_id, "failed", count_attempt=True, ack_code="5x",
                        error=f"chunk not applied: {message}")  # fmt: skip
         result.errors.append(LineError(name, first, f"lines {first}-{last} not applied: {message}"))
+
+
+def _columns(ingest: FhirIngest, channel: Channel, sender: Sender, chunk, validate, recorded):
+    """The chunk's usual lines mapped, resolved and checked as columns (``bulk_map``,
+    ``bulk_store``), and the entries of every other line for ``fhir_ingest.prepare``.
+
+    A report key that a fallback line may also write keeps all its lines on the per-line path,
+    so versions apply in line order as before.
+    """
+    if validate is not bulk_check.check:  # "full" validation: the R4B models, line by line
+        return bulk_map.Mapped(fallback=list(chunk)), None, parse_chunk(chunk)
+    mapped = bulk_map.map_chunk(chunk, _loads)
+    entries = parse_chunk(mapped.fallback)
+    parsed = len(mapped.fallback)
+    if len(mapped):
+        mapped.drop(_entangled(mapped, entries))
+    checked = None
+    if len(mapped):
+        bulk_store.resolve(channel, mapped)
+    if len(mapped):
+        with ingest.engine.connect() as conn:
+            checked = bulk_store.check(conn, sender.institution_id, mapped, recorded)
+    if len(mapped.fallback) != parsed:  # lines sent back by the steps above
+        entries = parse_chunk(mapped.fallback)
+    return mapped, checked, entries
+
+
+_REFERENCE = re.compile(rb'"reference"\s*:\s*"([^"]*)"')
+
+
+def _entangled(mapped: bulk_map.Mapped, entries: list[Entry]) -> set[int]:
+    """Mapped lines the per-line path would tie to another line of the chunk: local references
+    resolve chunk-wide (a shared fullUrl, a subject naming another line's entry), and a report
+    key a fallback line may also write must keep its lines' order."""
+    rep = mapped.reports
+    index = fhir_ingest._index(entries)
+    refs: set[str] = set()
+    for _, raw in mapped.fallback:
+        for ref in _REFERENCE.findall(raw):
+            text = ref.decode("utf-8", "replace")
+            refs.update((text, "/".join(text.split("/")[-2:])))
+    seen = collections.Counter(u for urls in mapped.urls.values() for u in urls)
+    keys = _possible_keys(entries) if entries else set()
+    out = set()
+    for k, line in enumerate(rep["line"]):
+        urls = mapped.urls[line]
+        subject = fhir_ingest.local(index, rep["patient_ref"][k])
+        shared = any(seen[u] > 1 or u in index or u in refs for u in urls)
+        if shared or subject is not None or rep["key"][k][:200] in keys:
+            out.add(k)
+    return out
+
+
+def _possible_keys(entries: list[Entry]) -> set[str]:
+    """Report keys the per-line path could write for these entries (a superset)."""
+    out = set()
+    for e in entries:
+        r = e.resource
+        if isinstance(r, dict) and r.get("resourceType") in ("DiagnosticReport", "Observation"):
+            try:
+                placer, filler = fhir_map._numbers(r, "")
+            except (RhipError, TypeError, AttributeError, KeyError):
+                continue
+            out.add((f"filler:{filler}" if filler else f"placer:{placer}")[:200])
+    return out
 
 
 def parse_chunk(chunk: list[tuple[int, bytes]]) -> list[Entry]:
