@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--reports 20000] [--messages 20000] [--residents 3000]
         [--seed 1] [--connections 4] [--resolver mpi|stub] [--pg URL] [--skip-bulk] [--mllp-only]
+        [--bulk-only]
 
 Creates its own databases (a temp SQLite file; a fresh PostgreSQL database, dropped afterwards),
 synthesizes the city, residents and MPI registrations (``rhip.synth.service.synthesize``), and
@@ -187,7 +188,7 @@ def bench_db(name: str, url: str, args, tmp: Path, lines: list[str]) -> None:
         lines.append(result("bulk", name, n, m, seconds))
         print(f"  bulk {seconds:.2f} s")
         clear(engine)
-    if name == "postgres":
+    if name == "postgres" and not args.bulk_only:
         sent = to_hl7(reps.iloc[: args.messages], obs[obs["report"] < args.messages])
         seconds, accepted = run_mllp(url, sent, args)
         print(f"  mllp {len(sent)} messages, {accepted} AA, {seconds:.2f} s")
@@ -209,6 +210,7 @@ def main() -> None:
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--mllp-only", action="store_true", help="PostgreSQL, MLLP path only")
+    parser.add_argument("--bulk-only", action="store_true", help="raw and bulk paths, no MLLP")
     args = parser.parse_args()
     if args.mllp_only:
         args.only = "postgres"

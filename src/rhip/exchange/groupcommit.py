@@ -13,6 +13,7 @@ stored raw as failed (AE 207) in a small transaction of its own; batch-mates are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -57,12 +58,16 @@ class Item:
     ack: bytes | None = None
 
 
-def receive_batch(ingest: V2Ingest, frames: Sequence[FrameIn]) -> list[bytes]:
+def receive_batch(
+    ingest: V2Ingest, frames: Sequence[FrameIn], conn: Connection | None = None
+) -> list[bytes]:
     """Store, apply and acknowledge ``frames`` with one commit; the ACKs in frame order.
 
-    Raises only when the database cannot be written: then nothing may be acknowledged.
+    ``conn``: a connection kept by the caller (the listener's worker), out of any transaction;
+    by default one from the pool. Raises only when the database cannot be written: then nothing
+    may be acknowledged.
     """
-    with ingest.engine.connect() as conn:
+    with contextlib.nullcontext(conn) if conn is not None else ingest.engine.connect() as conn:
         items = [_admit(ingest, conn, *frame) for frame in frames]
         _find_duplicates(conn, items)
         todo = [i for i in items if not i.duplicate]
@@ -85,6 +90,8 @@ def receive_batch(ingest: V2Ingest, frames: Sequence[FrameIn]) -> list[bytes]:
                 log.warning("group commit of %d messages failed; one by one", len(todo))
                 for item in todo:
                     _commit_alone(conn, item, ingest.scorecard)
+        if conn.in_transaction():  # a kept connection is handed back idle
+            conn.rollback()
     for item in items:
         if item.duplicate:
             arrival = dataclasses.replace(item.arrival, sender=item.sender.credit_code)

@@ -190,6 +190,10 @@ class Seg:
 
     def get(self, field: int, component: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped value at ``field.component.sub`` of repetition ``rep``, or ''."""
+        if component == sub == rep == 1 and (first := getattr(self.raw, "first", None)):
+            value = first(field)  # v2fast's segment: a plain field read without the tree
+            if value is not None:
+                return value
         try:
             value = self.raw.extract_field(self.seq, field, rep, component, sub)
         except (IndexError, KeyError):

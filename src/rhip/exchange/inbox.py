@@ -99,10 +99,26 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` are already stored (their messages are duplicates)."""
     if not keys:
         return set()
+    if conn.dialect.name == "postgresql":  # one array parameter: no statement to compile
+        with driver_cursor(conn) as cur:
+            cur.execute(_TAKEN_KEYS, [list(keys)])
+            return {r[0] for r in cur.fetchall()}
     found = conn.execute(
         select(inbox_messages.c.dedup_key).where(inbox_messages.c.dedup_key.in_(list(keys)))
     )
     return set(found.scalars())
+
+
+_TAKEN_KEYS = "SELECT dedup_key FROM inbox_messages WHERE dedup_key = ANY(%s::text[])"
+
+
+def driver_cursor(conn: Connection):
+    """A psycopg cursor in ``conn``'s transaction (begun if need be, so that the caller's
+    ``conn.commit()`` commits what the cursor writes): for hot statements with array
+    parameters, which SQLAlchemy would compile per call."""
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.driver_connection.cursor()
 
 
 # inbox columns of a finished message and their PostgreSQL array types, for ``insert_outcomes``
@@ -130,9 +146,7 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
     if not rows:
         return set()
     columns = [[row.get(c) for row in rows] for c, _ in _OUTCOME_COLUMNS]
-    if not conn.in_transaction():
-        conn.begin()  # so that the caller's ``conn.commit()`` commits this driver-level insert
-    with conn.connection.driver_connection.cursor() as cur:
+    with driver_cursor(conn) as cur:
         cur.execute(_INSERT_OUTCOMES, columns)
         return {r[0] for r in cur.fetchall()}
 

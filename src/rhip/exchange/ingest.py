@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from rhip.exchange import inbox, terminology
@@ -117,13 +117,16 @@ class V2Ingest:
         """
         return self.receive_many([(raw, peer, size)])[0]
 
-    def receive_many(self, frames: Sequence[FrameIn]) -> list[bytes]:
+    def receive_many(
+        self, frames: Sequence[FrameIn], conn: Connection | None = None
+    ) -> list[bytes]:
         """Store, process and acknowledge messages (``(raw, peer, size)``); ACKs in order.
 
-        PostgreSQL: one transaction for all (group commit); SQLite: one after the other.
+        PostgreSQL: one transaction for all (group commit), on ``conn`` if given (a connection
+        the caller keeps between batches, out of any transaction); SQLite: one after the other.
         """
         if self.group_commit:
-            return receive_batch(self, frames)
+            return receive_batch(self, frames, conn)
         return [self._receive_one(raw, peer, size) for raw, peer, size in frames]
 
     def _receive_one(self, raw: bytes, peer: str, size: int | None) -> bytes:

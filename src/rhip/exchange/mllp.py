@@ -19,11 +19,13 @@ import contextlib
 import importlib
 import logging
 import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from rhip.exchange.ingest import DEFAULT_MAX_BYTES, V2Ingest
 from rhip.exchange.patients import PatientResolver
@@ -37,6 +39,7 @@ _BLANK = b" \t\r\n"
 CHUNK = 64 * 1024
 MAX_BATCH = 64  # messages in one group commit
 GATHER = 0.002  # seconds a small batch may wait for other connections' messages
+KEEP_IDLE = 10.0  # seconds a worker's kept connection may idle; then a fresh (pinged) one
 SCORECARD_EVERY = 1.0  # seconds between scorecard writes (statistics only; see ScorecardTally)
 TRUNCATED = (
     "MLLP frame not terminated: the connection closed or fell idle, or a new frame began, "
@@ -117,6 +120,9 @@ class Committer:
     batch), it waits up to ``gather`` seconds for more: senders wait for each ACK, so one commit
     can serve at most one message per connection, and a commit of 1 message costs nearly what
     one of 4 does. ``workers`` batches run at once; on SQLite one, writes are serialised anyway.
+
+    On PostgreSQL each worker keeps its connection between batches (no pool checkout and
+    pre-ping per batch); it is dropped after a failed batch or ``KEEP_IDLE`` s idle.
     """
 
     def __init__(
@@ -134,6 +140,9 @@ class Committer:
         self._in_flight = 0  # frames taken by a worker, not yet answered
         self.batches = self.frames = 0  # committed so far: frames / batches is the group size
         self._queue: asyncio.Queue = asyncio.Queue()
+        self._local = threading.local()  # the worker thread's kept connection
+        self._kept: set[Connection] = set()
+        self._kept_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mllp-commit")
         self._tasks = [asyncio.ensure_future(self._run()) for _ in range(self.workers)]
 
@@ -173,7 +182,7 @@ class Committer:
             self.batches, self.frames = self.batches + 1, self.frames + len(batch)
             frames = [frame for frame, _ in batch]
             try:
-                acks = await loop.run_in_executor(self._pool, self.ingest.receive_many, frames)
+                acks = await loop.run_in_executor(self._pool, self._receive, frames)
             except Exception as exc:  # the database is unreachable: no ACK for any of them
                 acks = None
                 for _, future in batch:
@@ -189,6 +198,37 @@ class Committer:
             if self.ingest.scorecard is not None and self.ingest.scorecard.due():
                 await self._flush_scorecard(loop, force=False)
 
+    def _receive(self, frames: list) -> list[bytes]:
+        """``receive_many`` on the worker thread's kept connection (PostgreSQL)."""
+        if not self.ingest.group_commit:
+            return self.ingest.receive_many(frames)
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and time.monotonic() - local.used > KEEP_IDLE:
+            local.conn = None
+            self._drop(conn)
+            conn = None
+        if conn is None:
+            conn = local.conn = self.ingest.engine.connect()
+            with self._kept_lock:
+                self._kept.add(conn)
+        try:
+            acks = self.ingest.receive_many(frames, conn)
+        except BaseException:  # the connection may be broken: not reused
+            local.conn = None
+            self._drop(conn, invalidate=True)
+            raise
+        local.used = time.monotonic()
+        return acks
+
+    def _drop(self, conn: Connection, invalidate: bool = False) -> None:
+        with self._kept_lock:
+            self._kept.discard(conn)
+        with contextlib.suppress(Exception):
+            if invalidate:
+                conn.invalidate()
+            conn.close()
+
     async def _flush_scorecard(self, loop, *, force: bool) -> None:
         try:
             await loop.run_in_executor(self._pool, lambda: self.ingest.flush_scorecard(force=force))
@@ -200,6 +240,8 @@ class Committer:
         for task in self._tasks:
             task.cancel()
         self._pool.shutdown(wait=True)
+        for conn in list(self._kept):
+            self._drop(conn)
         if self.batches:
             log.info("%d frames in %d group commits (%.1f a commit)",
                      self.frames, self.batches, self.frames / self.batches)  # fmt: skip

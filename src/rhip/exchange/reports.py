@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select, update
 
 from rhip import quality
-from rhip.exchange import terminology
+from rhip.exchange import inbox, terminology
 from rhip.exchange.models import observations, reports
 from rhip.exchange.oru import ReportIn
 from rhip.quality.service import ScorecardTally
@@ -165,7 +165,11 @@ def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
             )
             obs_rows += _observation_rows(rid, patient_id, item, issued, std_rows)
             mine.append(rid)
-    if touched:  # one statement for every institution of the call
+    if touched and conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
+        pairs = [(iid, k) for iid, keys in sorted(touched.items()) for k in sorted(keys)]
+        with inbox.driver_cursor(conn) as cur:
+            cur.execute(_UNSET_CURRENT, [[p[0] for p in pairs], [p[1] for p in pairs]])
+    elif touched:  # one statement for every institution of the call
         t = reports.c
         scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
                       for iid, keys in sorted(touched.items())))  # fmt: skip
@@ -173,6 +177,12 @@ def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
     bulk_insert(conn, reports, [tuple(r) for r in report_rows], REPORT_COLUMNS)
     bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS)
     return ids
+
+
+# PostgreSQL: (institution, report key) pairs passed as two arrays
+_PAIRS = "(institution_id, report_key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+_LATEST = f"SELECT institution_id, report_key, version, issued_at FROM reports WHERE {_PAIRS}"
+_UNSET_CURRENT = f"UPDATE reports SET current = false WHERE current AND {_PAIRS}"
 
 
 def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Latest]:
@@ -183,10 +193,18 @@ def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Late
             keys.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
     if not keys:
         return {}
-    t = reports.c
-    cond = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(ks)))
-                 for iid, ks in sorted(keys.items())))  # fmt: skip
-    rows = conn.execute(select(t.institution_id, t.report_key, t.version, t.issued_at).where(cond))
+    if conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
+        pairs = [(iid, k) for iid, ks in sorted(keys.items()) for k in sorted(ks)]
+        with inbox.driver_cursor(conn) as cur:
+            cur.execute(_LATEST, [[p[0] for p in pairs], [p[1] for p in pairs]])
+            rows = cur.fetchall()
+    else:
+        t = reports.c
+        cond = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(ks)))
+                     for iid, ks in sorted(keys.items())))  # fmt: skip
+        rows = conn.execute(
+            select(t.institution_id, t.report_key, t.version, t.issued_at).where(cond)
+        ).all()
     out: dict[tuple[str, str], Latest] = {}
     for iid, key, version, issued in rows:
         known = out.get((iid, key))

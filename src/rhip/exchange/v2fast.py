@@ -45,6 +45,20 @@ class FastSegment:
             return [self.fields[index]]
         return self.fields[index].split(self.separators[2])
 
+    def first(self, field: int) -> str | None:
+        """``Seg.get(field)`` of a plain field (no separator or escape in it), else None: the
+        common read without the general path's calls."""
+        fields = self.fields
+        if 0 < field < len(fields) and fields[0] not in _HEADERS:
+            value = fields[field]
+            if self._plain(value):
+                return value.replace("\r", "\n").strip()
+        return None
+
+    def _plain(self, value: str) -> bool:
+        seps = self.separators
+        return not (seps[2] in value or seps[3] in value or seps[4] in value or self.esc in value)
+
     def extract_field(self, _segment=1, field=1, rep=1, component=1, sub=1) -> str:
         field, rep, component, sub = field or 1, rep or 1, component or 1, sub or 1  # as hl7 does
         if field >= len(self.fields):
