@@ -32,6 +32,14 @@ def _same(raw: bytes) -> None:
                 for comp in (1, 2, 3):
                     for sub in (1, 2):
                         assert a.get(f, comp, sub, rep) == b.get(f, comp, sub, rep), (a.name, f)
+        # the batched reads give what one get() a value gives, on either tree
+        wanted = tuple(range(1, len(a.raw) + 2))
+        singles = [a.get(f) for f in wanted]
+        assert a.gets(*wanted) == b.gets(*wanted) == singles, a.name
+        for f in wanted:
+            for count in (1, 2, 3, 4):
+                expected = [a.get(f, c) for c in range(1, count + 1)]
+                assert a.comps(f, count) == b.comps(f, count) == expected, (a.name, f)
 
 
 @settings(max_examples=150, deadline=None)

@@ -200,6 +200,33 @@ class Seg:
             return ""
         return str(value).replace("\r", "\n").strip()
 
+    def comps(self, field: int, count: int) -> list[str]:
+        """``[self.get(field, c) for c in range(1, count + 1)]``, in one split when it can."""
+        components = getattr(self.raw, "components", None)
+        if components is not None and (values := components(field, count)) is not None:
+            return values
+        return [self.get(field, c) for c in range(1, count + 1)]
+
+    def gets(self, *fields: int) -> list[str]:
+        """``[self.get(f) for f in fields]``, plain fields read in one call."""
+        firsts = getattr(self.raw, "firsts", None)
+        if firsts is None:
+            return [self.get(f) for f in fields]
+        values = firsts(fields)
+        return [self.get(f) if v is None else v for f, v in zip(fields, values, strict=True)]
+
+    def ts(self, field: int, value: str | None = None) -> dt.datetime | None:
+        """``parse_ts(self.get(field), self.loc(field))``, the location built only when needed;
+        ``value`` is ``self.get(field)`` when the caller has read it already."""
+        if value is None:
+            value = self.get(field)
+        if not value:
+            return None
+        cached = _TS_CACHE.get(value)
+        if cached is not None:
+            return cached
+        return parse_ts(value, self.loc(field))
+
     def reps(self, field: int) -> int:
         """How many repetitions ``field`` has (0 when absent or empty)."""
         if field >= len(self.raw):
@@ -244,10 +271,25 @@ def parse(raw: bytes, env: Envelope) -> V2Message:
     return V2Message(env, tuple(segs))
 
 
+_TS_CACHE: dict[str, dt.datetime] = {}  # text → parsed (only valid ones; datetimes are immutable)
+_TS_CACHE_MAX = 8192
+
+
 def parse_ts(value: str, location: Location) -> dt.datetime | None:
     """An HL7 DTM as an aware UTC datetime; without an offset the time is CST (UTC+8)."""
     if not value:
         return None
+    cached = _TS_CACHE.get(value)
+    if cached is not None:
+        return cached
+    parsed = _parse_ts(value, location)
+    if len(_TS_CACHE) >= _TS_CACHE_MAX:
+        _TS_CACHE.clear()  # bounded: a new working set refills it
+    _TS_CACHE[value] = parsed
+    return parsed
+
+
+def _parse_ts(value: str, location: Location) -> dt.datetime:
     m = _TS.match(value.strip())
     if not m:
         raise ContentError(

@@ -19,7 +19,7 @@ from rhip.exchange.errors import (
     ContentError,
     Location,
 )
-from rhip.exchange.hl7v2 import Seg, V2Message, parse_ts
+from rhip.exchange.hl7v2 import Seg, V2Message
 from rhip.exchange.models import RESULT_STATUS
 from rhip.exchange.patients import PatientRegistration, registration_from_pid
 from rhip.exchange.senders import Sender
@@ -142,7 +142,7 @@ def _report(obr: Seg) -> ReportIn:
             location=obr.loc(3),
             hl7_code=REQUIRED_FIELD_MISSING,
         )
-    code = obr.get(4, 1)
+    code, display, system = obr.comps(4, 3)
     if not code:
         raise ContentError(
             "OBR-4 universal service identifier is missing",
@@ -160,43 +160,45 @@ def _report(obr: Seg) -> ReportIn:
         )
     return ReportIn(
         obr=obr.loc(),
-        code_system=_system(obr.get(4, 3)),
+        code_system=_system(system),
         code=code[:64],
-        display=obr.get(4, 2)[:300],
+        display=display[:300],
         status=RESULT_STATUS[status],
         placer_number=placer[:100] or None,
         filler_number=filler[:100] or None,
-        collected_at=parse_ts(obr.get(7), obr.loc(7)),
-        issued_at=parse_ts(obr.get(22), obr.loc(22)),
+        collected_at=obr.ts(7),
+        issued_at=obr.ts(22),
         section=obr.get(24),
         specimen=_cwe_text(obr, 15) or None,
     )
 
 
 def _observation(obx: Seg, position: int) -> ObservationIn:
-    code = obx.get(3, 1)
+    code, display, system = obx.comps(3, 3)
     if not code:
         raise ContentError(
             "OBX-3 observation identifier is missing",
             location=obx.loc(3, 1),
             hl7_code=REQUIRED_FIELD_MISSING,
         )
-    seq = obx.get(1)
+    seq, reference, flag, status, observed = obx.gets(1, 7, 8, 11, 14)
     if seq and not seq.isdigit():
         raise ContentError(
             f"OBX-1 set id {seq!r} is not a number", location=obx.loc(1), hl7_code=DATA_TYPE_ERROR
         )
+    value = read_value(obx)
+    unit_code, unit_text = obx.comps(6, 2)
     return ObservationIn(
         seq=int(seq) if seq else position,
-        code_system=_system(obx.get(3, 3)),
+        code_system=_system(system),
         code=code[:64],
-        display=obx.get(3, 2)[:300],
-        value=read_value(obx),
-        unit=(obx.get(6, 1) or obx.get(6, 2))[:64] or None,
-        reference_range=obx.get(7)[:100] or None,
-        abnormal_flag=obx.get(8).upper()[:8] or None,
-        status=obx.get(11).upper()[:1] or None,
-        observed_at=parse_ts(obx.get(14), obx.loc(14)),
+        display=display[:300],
+        value=value,
+        unit=(unit_code or unit_text)[:64] or None,
+        reference_range=reference[:100] or None,
+        abnormal_flag=flag.upper()[:8] or None,
+        status=status.upper()[:1] or None,
+        observed_at=obx.ts(14, observed),
         location=obx.loc(),
     )
 
@@ -206,4 +208,5 @@ def _system(raw: str) -> str | None:
 
 
 def _cwe_text(seg: Seg, field_no: int) -> str:
-    return (seg.get(field_no, 2) or seg.get(field_no, 1))[:200]
+    code, text = seg.comps(field_no, 2)
+    return (text or code)[:200]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import Connection
 
@@ -22,9 +23,9 @@ from rhip.exchange.errors import (
     Location,
     V2Error,
 )
-from rhip.exchange.hl7v2 import Seg, parse_ts
+from rhip.exchange.hl7v2 import Seg
 from rhip.exchange.senders import Sender
-from rhip.kernel import systems
+from rhip.kernel import clock, systems
 from rhip.kernel.clock import CST
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import InvalidInput
@@ -81,7 +82,7 @@ def registration_from_pid(pid: Seg, sender: Sender) -> PatientRegistration:
             location=pid.loc(8),
             hl7_code=TABLE_VALUE_NOT_FOUND,
         )
-    born = parse_ts(pid.get(7), pid.loc(7))
+    born = pid.ts(7)
     return PatientRegistration(
         identifiers=tuple(identifiers),
         source=sender,
@@ -108,12 +109,28 @@ def _identifier(pid: Seg, rep: int, sender_code: str) -> Identifier | None:
         return None
     if kind == systems.HL7_RESIDENT_ID:
         try:
-            value = validate_resident_id(value, expression=f"PID-3[{rep}]").number
+            value = _resident_number(value, rep)
         except InvalidInput as exc:
             raise ContentError(
                 exc.message, location=pid.loc(3, 1, rep), hl7_code=DATA_TYPE_ERROR
             ) from None
     return Identifier(_ID_TYPES[kind], value)
+
+
+def _resident_number(value: str, rep: int) -> str:
+    """``validate_resident_id(value).number``, remembered per ID text and day (a patient's many
+    messages carry the same ID; validity depends on today only through a future birth date)."""
+    today = clock.today_cst()
+    try:
+        return _valid_resident_number(value, today)
+    except InvalidInput:
+        pass  # not cached: raised again with its field named
+    return validate_resident_id(value, expression=f"PID-3[{rep}]", today=today).number
+
+
+@lru_cache(maxsize=8192)
+def _valid_resident_number(value: str, today: dt.date) -> str:
+    return validate_resident_id(value, today=today).number
 
 
 def _name(pid: Seg) -> str:

@@ -55,6 +55,53 @@ class FastSegment:
                 return value.replace("\r", "\n").strip()
         return None
 
+    def firsts(self, wanted: tuple[int, ...]) -> list[str | None]:
+        """``first(f)`` for each field of ``wanted`` in one call (None: read it the general way)."""
+        fields = self.fields
+        if fields[0] in _HEADERS:
+            return [None] * len(wanted)
+        n = len(fields)
+        seps = self.separators
+        rsep, csep, ssep, esc = seps[2], seps[3], seps[4], self.esc
+        out: list[str | None] = []
+        for f in wanted:
+            if 0 < f < n:
+                value = fields[f]
+                if rsep in value or csep in value or ssep in value or esc in value:
+                    out.append(None)
+                else:
+                    out.append(value.strip())
+            else:
+                out.append(None)
+        return out
+
+    def components(self, field: int, count: int) -> list[str] | None:
+        """``[Seg.get(field, c) for c in 1..count]`` in one split (first repetition and
+        sub-component, unescaped, stripped), else None for a header segment's field."""
+        fields = self.fields
+        if fields[0] in _HEADERS:
+            return None
+        if not 0 < field < len(fields):
+            return [""] * count
+        value = fields[field]
+        if not value:
+            return [""] * count
+        seps = self.separators
+        if seps[2] in value:
+            value = value.split(seps[2], 1)[0]
+        if seps[3] not in value and seps[4] not in value and self.esc not in value:
+            return [value.strip(), *[""] * (count - 1)]
+        out = []
+        for part in value.split(seps[3])[:count]:
+            if seps[4] in part:
+                part = part.split(seps[4], 1)[0]
+            if self.esc in part:
+                part = str(unescape(self, part)).replace("\r", "\n")
+            out.append(part.strip())
+        if len(out) < count:
+            out.extend([""] * (count - len(out)))
+        return out
+
     def _plain(self, value: str) -> bool:
         seps = self.separators
         return not (seps[2] in value or seps[3] in value or seps[4] in value or self.esc in value)

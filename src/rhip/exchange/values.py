@@ -36,7 +36,8 @@ class Value:
 
 def read_value(obx: Seg) -> Value:
     """The value of an OBX, checked against its type; ContentError (AE) when it does not fit."""
-    vtype = obx.get(2).upper()
+    vtype, first = obx.gets(2, 5)  # OBX-5's first component: NM's whole value
+    vtype = vtype.upper()
     present = obx.reps(5) > 0
     if not vtype:
         if present:
@@ -55,8 +56,7 @@ def read_value(obx: Seg) -> Value:
     if vtype == "NM":
         # a non-number is kept as text for the quality rule validity.numeric, which rejects it
         # (AE 102 at OBX-5) by default and names it in the scorecard
-        raw = obx.get(5)
-        return Value(vtype, num=_number_or_none(raw), text=raw or None)
+        return Value(vtype, num=_number_or_none(first), text=first or None)
     if vtype == "SN":
         parts = [obx.get(5, c) for c in (1, 2, 3, 4)]
         try:
