@@ -129,7 +129,7 @@ def demo(
     """Generate a synthetic city if the database is empty, then serve it."""
     synth = _optional("rhip.synth.cli", "synth")
     if synth is not None:
-        synth(residents=residents, seed=seed, reset=False)
+        synth(residents=residents, seed=seed, reset=False, reports=None)
     serve(host=host, port=port, mllp_port=mllp_port)
 
 
