@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -182,12 +183,15 @@ def login(browser, server):
 
 
 def shot(page, name: str, *also: Path) -> Path:
-    """A full-page screenshot under ``test-output/screenshots/``, copied to ``also`` (docs)."""
+    """A full-page screenshot under ``test-output/screenshots/``; copied to ``also`` (the README's
+    pictures in docs/img) only with ``RHIP_UPDATE_DOC_IMAGES=1``, so a test run leaves the
+    tracked tree as it was."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    for copy in also:
-        shutil.copyfile(path, copy)
+    if os.environ.get("RHIP_UPDATE_DOC_IMAGES") == "1":
+        for copy in also:
+            shutil.copyfile(path, copy)
     return path
 
 

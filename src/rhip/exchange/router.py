@@ -16,21 +16,11 @@ from sqlalchemy import Engine
 
 from rhip.exchange import service
 from rhip.exchange.schemas import InboxMessagePublic, RetryRequest, RetryResultPublic
-from rhip.kernel.errors import Forbidden, Unauthorized
+from rhip.security.guard import policy_guard
 from rhip.security.logmask import mask_text
-from rhip.security.policy import Action, Relationship, decide
-from rhip.security.schemas import Principal
+from rhip.security.policy import Action
 
-
-def operator(request: Request) -> Principal:
-    """The signed-in principal when the policy lets it administer the platform."""
-    principal = getattr(request.state, "principal", None)
-    if not isinstance(principal, Principal):
-        raise Unauthorized("sign in first: this request needs an access token")
-    decision = decide(principal, Action.MANAGE, "inbox", None, Relationship.NONE)
-    if not decision.allowed:
-        raise Forbidden(decision.reason)
-    return principal
+operator = policy_guard(Action.MANAGE, "inbox")
 
 
 router = APIRouter(prefix="/api/inbox", tags=["inbox"], dependencies=[Depends(operator)])

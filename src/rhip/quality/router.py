@@ -15,23 +15,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import Engine
 
 from rhip.kernel.clock import now, today_cst
-from rhip.kernel.errors import Forbidden, InvalidInput, Unauthorized
+from rhip.kernel.errors import InvalidInput
 from rhip.quality.schemas import FeedPublic, Scorecard
 from rhip.quality.scorecard import feed_public, scorecard
 from rhip.quality.silence import silent_feeds
-from rhip.security.policy import Action, Relationship, decide
-from rhip.security.schemas import Principal
+from rhip.security.guard import policy_guard
+from rhip.security.policy import Action
 
-
-def stats_reader(request: Request) -> Principal:
-    """The signed-in principal when the policy lets it read statistics (scorecards)."""
-    principal = getattr(request.state, "principal", None)
-    if not isinstance(principal, Principal):
-        raise Unauthorized("sign in first: this request needs an access token")
-    decision = decide(principal, Action.READ_STATS, "scorecard", None, Relationship.NONE)
-    if not decision.allowed:
-        raise Forbidden(decision.reason)
-    return principal
+stats_reader = policy_guard(Action.READ_STATS, "scorecard")
 
 
 router = APIRouter(prefix="/api/quality", tags=["quality"], dependencies=[Depends(stats_reader)])
