@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from rhip.api import create_app  # noqa: E402
 from rhip.exchange.models import observations, reports  # noqa: E402
 from rhip.identity.models import registrations  # noqa: E402
 from rhip.kernel.settings import Settings  # noqa: E402
@@ -32,7 +33,7 @@ from rhip.metrics.summary import refresh  # noqa: E402
 from rhip.schema import load_all  # noqa: E402
 from rhip.store import make_engine, upgrade  # noqa: E402
 from rhip.synth.service import synthesize  # noqa: E402
-from web.conftest import PASSWORD, _accounts, build_app, serve  # noqa: E402
+from web.conftest import PASSWORD, _accounts, serve  # noqa: E402
 from web.seed import seed_reports  # noqa: E402
 
 
@@ -94,7 +95,7 @@ def run(folder: Path, args) -> None:
             .limit(1)
         ).one()
     _accounts(engine, patient, inst)
-    with serve(build_app(settings, engine)) as base:
+    with serve(create_app(settings, engine)) as base:
         op, dr, pt = (signed_in(base, u) for u in ("op", "dr", "pt"))
         op.get("/web/index")  # builds the index once
         pages = [

@@ -5,7 +5,8 @@ Used by migration autogeneration and by the test that the migrations match the m
 
 from __future__ import annotations
 
-from rhip.kernel import import_optional
+import importlib
+
 from rhip.store import metadata
 
 MODEL_MODULES = (
@@ -22,5 +23,5 @@ MODEL_MODULES = (
 
 def load_all():
     for name in MODEL_MODULES:
-        import_optional(name)  # a context without tables yet is simply absent
+        importlib.import_module(name)
     return metadata

@@ -86,23 +86,10 @@ def add_accounts(engine: Engine, city: City) -> None:
 
 
 def app_client(engine: Engine, *extra_routers) -> TestClient:
-    """The real app with the auth and audit routers and the gate, as the lead will wire it."""
-    import importlib
-
-    from rhip.api import app as app_module
-    from rhip.api.auth import install
-    from rhip.api.fhir import metadata
-
+    """The real app (every router, the login gate) plus any test-only routers."""
     app = create_app(SETTINGS, engine=engine)
-    for name in MINE:
-        if name not in app_module.ROUTERS:
-            app.include_router(importlib.import_module(name).router)
-            if name.endswith("audit_event"):  # until it is in ROUTERS, keep /fhir/metadata true
-                metadata.RESOURCES.pop("AuditEvent", None)
     for router in extra_routers:
         app.include_router(router)
-    if not any(m.cls.__name__ == "AuthGate" for m in app.user_middleware):
-        install(app)
     return TestClient(app)
 
 

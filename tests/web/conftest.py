@@ -22,11 +22,10 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, func, select
 
-from rhip.api.app import ROUTERS, create_app
+from rhip.api.app import create_app
 from rhip.exchange.models import reports
 from rhip.identity.models import registrations
 from rhip.kernel.settings import Settings
-from rhip.schema import load_all
 from rhip.security.schemas import Role, UserCreate
 from rhip.security.service import create_user
 from rhip.store import make_engine
@@ -68,7 +67,6 @@ def city(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     folder = tmp_path_factory.mktemp("web")
     shutil.copyfile(sqlite_template, folder / "rhip.db")
     engine = make_engine(f"sqlite:///{folder / 'rhip.db'}")
-    load_all().create_all(engine)  # tables of contexts whose migration is not in yet
     settings = Settings(env="test", var_dir=folder)
     synthesize(engine, settings, residents=300, seed=42)
     seed_reports(engine, per_patient=6.0, days=30, seed=1)
@@ -100,16 +98,6 @@ def _accounts(engine: Engine, patient: str, institution: str) -> None:
             UserCreate(username=name, password=PASSWORD, role=role, institution_id=inst,
                        patient_id=pid, display_name=f"测试{name}"),
         )  # fmt: skip
-
-
-def build_app(settings: Settings, engine: Engine):
-    """The app with the web pages, whether or not the lead has listed them in ROUTERS yet."""
-    import rhip.web
-
-    app = create_app(settings, engine)
-    if "rhip.web" not in ROUTERS:
-        app.include_router(rhip.web.router)
-    return app
 
 
 @pytest.fixture(scope="session")
@@ -144,13 +132,14 @@ def serve(app) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def server(city: City, access_log: AccessLog) -> Iterator[str]:
-    with serve(build_app(city.settings, city.engine)) as base:
+    with serve(create_app(city.settings, city.engine)) as base:
         yield base
 
 
 @pytest.fixture(scope="session")
 def browser():
     import playwright.sync_api as playwright  # a missing browser stack fails, never skips
+
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (make test does)")
     with playwright.sync_playwright() as p:

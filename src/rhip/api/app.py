@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rhip import __version__
 from rhip.api.auth import install
 from rhip.api.fhir.common import FHIRResponse, outcome_response
-from rhip.kernel import import_optional
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import MalformedInput, NotFound, RhipError, operation_outcome
 from rhip.kernel.settings import Settings
@@ -65,10 +65,8 @@ def create_app(
     app.state.engine = engine or make_engine(settings.effective_database_url)
     app.state.vault = IdentifierVault(settings.secret_key)
     _install_error_handlers(app)
-    for name in ROUTERS:
-        module = import_optional(name)
-        if module is not None:
-            app.include_router(module.router)
+    for name in ROUTERS:  # a misspelt or broken router module fails here, loudly
+        app.include_router(importlib.import_module(name).router)
     install(app)
 
     @app.get("/health", tags=["platform"])

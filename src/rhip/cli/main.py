@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import typer
 from rich.console import Console
 
-from rhip.kernel import import_optional
 from rhip.kernel.errors import RhipError
 from rhip.kernel.settings import Settings
 
@@ -46,18 +46,13 @@ def _mount() -> None:
         return
     _mounted.append(True)
     for module, attr, name in SUBAPPS:
-        sub = _optional(module, attr)
-        if sub is not None:
-            app.add_typer(sub, name=name)
+        app.add_typer(_load(module, attr), name=name)
     for module, attr, name in COMMANDS:
-        fn = _optional(module, attr)
-        if fn is not None:
-            app.command(name=name)(fn)
+        app.command(name=name)(_load(module, attr))
 
 
-def _optional(module: str, attr: str):
-    mod = import_optional(module)
-    return getattr(mod, attr) if mod is not None else None
+def _load(module: str, attr: str):
+    return getattr(importlib.import_module(module), attr)
 
 
 def engine_from_settings(settings: Settings | None = None, migrate: bool = True):
@@ -127,9 +122,8 @@ def demo(
     mllp_port: int = typer.Option(None, help="HL7 v2 MLLP port (0 disables)"),
 ) -> None:
     """Generate a synthetic city if the database is empty, then serve it."""
-    synth = _optional("rhip.synth.cli", "synth")
-    if synth is not None:
-        synth(residents=residents, seed=seed, reset=False, reports=None)
+    synth = _load("rhip.synth.cli", "synth")
+    synth(residents=residents, seed=seed, reset=False, reports=None)
     serve(host=host, port=port, mllp_port=mllp_port)
 
 

@@ -7,16 +7,19 @@ redirects to the viewer's home page.
 
 from fastapi import APIRouter
 
-from rhip.kernel import import_optional
-from rhip.web import assets, routes_main
+from rhip.web import (
+    assets,
+    routes_clinical,
+    routes_index,
+    routes_main,
+    routes_recognition,
+    routes_registry,
+)
 
 router = APIRouter(include_in_schema=False)
-router.include_router(assets.router)
-router.include_router(routes_main.router)
-for _name in ("routes_registry", "routes_clinical", "routes_recognition", "routes_index"):
-    _module = import_optional(f"rhip.web.{_name}")
-    if _module is not None:
-        router.include_router(_module.router)
+for _module in (assets, routes_main, routes_registry, routes_clinical, routes_recognition,
+                routes_index):  # fmt: skip
+    router.include_router(_module.router)
 router.add_api_route("/web/{rest:path}", routes_main.not_found, methods=["GET"])
 
 __all__ = ["router"]
