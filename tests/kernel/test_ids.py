@@ -106,3 +106,12 @@ def test_credit_code_check_character() -> None:
 
 def test_mask_keeps_head_and_tail() -> None:
     assert mask("440304199005171234") == "4403**********1234"
+
+
+def test_county_table_holds_current_and_abolished_codes() -> None:
+    from rhip.kernel import regions
+
+    by_code = {r.code: r for r in regions.counties()}
+    assert by_code["440304"].current and by_code["440304"].name == "福田区"
+    assert not by_code["440302"].current  # 沙头角区办事处, 1983–1990
+    assert all(not code.endswith("00") for code in by_code)

@@ -76,6 +76,20 @@ def valid_in(code: str, year: int) -> bool:
     )
 
 
+@functools.cache
+def counties() -> tuple[Region, ...]:
+    """Every county-level region in the table, current and abolished (no 市辖区/县 placeholders)."""
+    found = []
+    for _, prov, _, _, children in _db().prefixes:
+        for _, low, high, _, _ in children:
+            if low != high or low.endswith("00"):  # ranges and prefecture-level rows
+                continue
+            region = lookup(prov + low)
+            if region is not None and region.name not in ("市辖区", "县"):
+                found.append(region)
+    return tuple(found)
+
+
 def _flat(code: str) -> list[tuple[str, str]]:
     return [(k, v) for _, props in _db().info(code) for k, v in props.items()]
 

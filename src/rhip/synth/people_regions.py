@@ -26,22 +26,13 @@ PROVINCE_SHARES = {
 @functools.cache
 def county_codes() -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Current county-level codes per province, and every historic (abolished) county code."""
-    from stdnum import numdb
-
     current: dict[str, list[str]] = {}
     historic: list[str] = []
-    for _, prov, _, _, children in numdb.get("cn/loc").prefixes:
-        for _, low, high, _, _ in children:
-            if low != high or low.endswith("00"):  # ranges and prefecture-level rows
-                continue
-            code = prov + low
-            region = regions.lookup(code)
-            if region is None or region.name in ("市辖区", "县"):
-                continue
-            if region.current:
-                current.setdefault(prov, []).append(code)
-            else:
-                historic.append(code)
+    for region in regions.counties():
+        if region.current:
+            current.setdefault(region.code[:2], []).append(region.code)
+        else:
+            historic.append(region.code)
     arrays = {p: np.array(sorted(c)) for p, c in current.items()}
     return arrays, np.array(sorted(historic))
 
