@@ -28,3 +28,31 @@ def test_a_bad_message_does_not_fail_its_batch_mates(engine: Engine, ingest: V2I
         n_reports = conn.execute(select(func.count()).select_from(reports)).scalar_one()
     assert status == {"G1": 2, "G2": 1, "B1": 1, "B2": 1} and n_reports == 2 + (codes[1][0] == "AA")
     assert rows["B2failed"] == rejected_late.encode() and "G1duplicate" in rows
+
+
+@pytest.mark.postgres
+def test_outcome_rows_skip_a_key_another_transaction_took(engine: Engine, ingest: V2Ingest):
+    """The group commit writes its inbox rows with ``insert_outcomes``; a row whose key was taken
+    meanwhile (by another transaction) is not written and its id is not returned, so the batch
+    answers it as a duplicate. SQLite has no group commit (one writer): messages go one by one."""
+    from rhip.exchange import inbox
+    from rhip.kernel.clock import now
+
+    if engine.dialect.name != "postgresql":
+        assert ingest.group_commit is False
+        return
+    ingest.receive(oru("K1").encode(), "127.0.0.1")  # holds its key
+    with engine.connect() as conn:
+        taken = conn.execute(select(inbox_messages.c.dedup_key)).scalar_one()
+        ids = ingest.ids.take(conn, 2)
+        rows = [
+            {"id": i, "channel": "mllp", "sender": "S", "peer": "", "control_id": c,
+             "message_type": "ORU^R01", "raw": b"MSH|x", "size": 5, "truncated": False,
+             "received_at": now(), "attempts": 1, "status": "processed", "ack": b"A",
+             "ack_code": "AA", "dedup_key": key, "processed_at": now()}
+            for i, c, key in zip(ids, ("K1", "K2"), (taken, "mllp|S|K2"), strict=True)
+        ]  # fmt: skip
+        assert inbox.insert_outcomes(conn, rows) == {ids[1]}
+        conn.commit()
+        stored = dict(conn.execute(select(inbox_messages.c.id, inbox_messages.c.dedup_key)).all())
+    assert ids[0] not in stored and stored[ids[1]] == "mllp|S|K2" and taken in stored.values()

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from exchange.support import oru
 from rhip.exchange import hl7v2, v2fast
+from rhip.exchange.errors import ContentError
 
 SEPS = ["|^~\\&", "#$*!@"]
 # field text drawn from delimiters, escapes and ordinary/Chinese characters
@@ -54,3 +55,35 @@ def test_fast_split_reads_what_python_hl7_reads(values: list[str], seps: str) ->
 def test_fast_split_reads_a_whole_oru() -> None:
     _same(oru("P2").encode())
     _same(oru("P3", seps="#$*!@").encode())
+
+
+NM_PIECE = st.sampled_from(["1", "5.6", "-0.5", "x", "2345-7", "mmol/L", "H", "F", "LN", " ", ""])
+NM_FIELD = st.lists(st.tuples(NM_PIECE, st.sampled_from(["^", ""])), max_size=4).map(
+    lambda parts: "".join(p + d for p, d in parts)
+)
+
+
+def _observations(raw: bytes, parse) -> list | str:
+    from rhip.exchange.oru import read_oru
+    from rhip.exchange.senders import Sender
+
+    env = hl7v2.read_envelope(raw)
+    try:
+        groups = read_oru(parse(raw, env), Sender("I1", "91440300MA5FXXXX1X", "x"))
+    except ContentError as exc:
+        return f"{exc.message} @ {exc.location}"
+    return [o for g in groups for r in g.reports for o in r.observations]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["1", "", "x", " 2 "]),
+    st.sampled_from(["NM", "nm", " NM", "ST"]),
+    st.lists(NM_FIELD, min_size=1, max_size=12),
+)
+def test_the_fast_numeric_obx_read_gives_what_the_general_read_gives(seq, vtype, values):
+    """``oru._plain_numeric`` (segments without repetitions, sub-components or escapes) reads
+    each OBX field as the general path over python-hl7's tree does, errors included."""
+    obx = f"OBX|{seq}|{vtype}|" + "|".join(values)
+    raw = oru("P4", obx=[obx]).encode()
+    assert _observations(raw, v2fast.parse) == _observations(raw, hl7v2.parse)

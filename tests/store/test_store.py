@@ -79,6 +79,49 @@ def test_bulk_insert_is_atomic_with_its_transaction(engine: Engine) -> None:
         assert conn.execute(select(districts)).all() == []
 
 
+def test_binary_bulk_insert_writes_what_text_copy_writes(engine: Engine) -> None:
+    """``binary=True`` (PostgreSQL binary COPY; executemany on SQLite) stores the same values:
+    Chinese text, NULLs, integers, booleans, floats and UTC instants."""
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+    cols = ["id", "credit_code", "name", "type", "district_code", "connection_status", "feeds",
+            "functions", "allow_cidrs", "active", "created_at", "updated_at", "grade"]  # fmt: skip
+    base = ("深圳市人民医院", "public_hospital", "440304", "connected", "{}", "{}", "")
+    rows = {
+        False: [("org-t", "91440300MA5ABCDE1H", *base, True, now, now, None)],
+        True: [("org-b", "91440300MA5ABCDE2H", *base, False, now, now, "三级甲等")],
+    }
+    with engine.begin() as conn:
+        bulk_insert(conn, districts, [("440304", "福田区", 1)], ["code", "name", "population"],
+                    binary=True)  # fmt: skip
+        for binary, data in rows.items():
+            assert bulk_insert(conn, institutions, data, cols, binary=binary) == 1
+    with engine.connect() as conn:
+        got = {r.id: r for r in conn.execute(select(institutions))}
+        district = conn.execute(select(districts)).one()
+    assert tuple(district) == ("440304", "福田区", None, 1)
+    for binary, (row,) in rows.items():
+        stored = got[row[0]]
+        assert tuple(getattr(stored, c) for c in cols) == row, binary
+
+
+@pytest.mark.postgres
+def test_binary_bulk_insert_refuses_a_value_of_the_wrong_type_and_writes_nothing(engine):
+    """PostgreSQL's binary COPY does not let the server parse text: a number given as text
+    raises, and the transaction keeps nothing of the call. (SQLite's executemany has no binary
+    form: it stores the value with its own type, as SQLite does.)"""
+    rows, cols = [("440304", "福田区", "many")], ["code", "name", "population"]
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(TypeError), engine.begin() as conn:
+            bulk_insert(conn, districts, rows, cols, binary=True)
+        expected = []
+    else:
+        with engine.begin() as conn:
+            bulk_insert(conn, districts, rows, cols, binary=True)
+        expected = [("440304", "福田区", None, "many")]
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(select(districts))] == expected
+
+
 def test_sqlite_engine_turns_on_wal_and_foreign_keys(tmp_path) -> None:
     eng = make_engine(f"sqlite:///{tmp_path}/sub/x.db")
     with eng.connect() as conn:

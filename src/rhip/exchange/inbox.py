@@ -121,34 +121,38 @@ def driver_cursor(conn: Connection):
     return conn.connection.driver_connection.cursor()
 
 
-# inbox columns of a finished message and their PostgreSQL array types, for ``insert_outcomes``
+# inbox columns of a finished message, in ``insert_outcomes``' statement order
 _OUTCOME_COLUMNS = (
-    ("id", "bigint"), ("channel", "text"), ("sender", "text"), ("peer", "text"),
-    ("control_id", "text"), ("message_type", "text"), ("raw", "bytea"), ("size", "int"),
-    ("truncated", "bool"), ("received_at", "timestamptz"), ("attempts", "int"),
-    ("status", "text"), ("error", "text"), ("ack", "bytea"), ("ack_code", "text"),
-    ("dedup_key", "text"), ("institution_id", "text"), ("patient_id", "text"),
-    ("processed_at", "timestamptz"),
+    "id", "channel", "sender", "peer", "control_id", "message_type", "raw", "size", "truncated",
+    "received_at", "attempts", "status", "error", "ack", "ack_code", "dedup_key",
+    "institution_id", "patient_id", "processed_at",
 )  # fmt: skip
-_INSERT_OUTCOMES = (
-    f"INSERT INTO inbox_messages ({', '.join(c for c, _ in _OUTCOME_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for _, t in _OUTCOME_COLUMNS)}) "
+_INSERT_OUTCOME = (
+    f"INSERT INTO inbox_messages ({', '.join(_OUTCOME_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in _OUTCOME_COLUMNS)}) "
     "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
 )
 
 
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
-    """Insert finished messages (explicit ids, final status, ACK) in one statement (PostgreSQL:
-    one array per column through ``unnest``, no per-row SQL to build); a row whose key is already
-    stored (a duplicate, or another transaction took it meanwhile) is skipped. Returns the ids
-    written.
+    """Insert finished messages (explicit ids, final status, ACK) in one round trip; a row whose
+    key is already stored (a duplicate, or another transaction took it meanwhile) is skipped.
+    Returns the ids written.
+
+    PostgreSQL: psycopg's ``executemany`` (pipeline mode, one prepared statement, each row's
+    values dumped by the C adapters): for the few rows of a group commit about three times less
+    CPU than one ``unnest`` of an array per column, whose dumping runs in Python.
     """
     if not rows:
         return set()
-    columns = [[row.get(c) for row in rows] for c, _ in _OUTCOME_COLUMNS]
+    params = [tuple(row.get(c) for c in _OUTCOME_COLUMNS) for row in rows]
+    written: set[int] = set()
     with driver_cursor(conn) as cur:
-        cur.execute(_INSERT_OUTCOMES, columns)
-        return {r[0] for r in cur.fetchall()}
+        cur.executemany(_INSERT_OUTCOME, params, returning=True)
+        while True:
+            written.update(r[0] for r in cur.fetchall())
+            if not cur.nextset():
+                return written
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

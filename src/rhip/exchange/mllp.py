@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
+from rhip.exchange import terminology
 from rhip.exchange.ingest import DEFAULT_MAX_BYTES, V2Ingest
 from rhip.exchange.patients import PatientResolver
 from rhip.kernel.crypto import IdentifierVault
@@ -275,6 +276,9 @@ async def serve_mllp(
         engine, resolver, vault=vault, max_bytes=max_bytes, scorecard_every=scorecard_every
     )
     committer = Committer(ingest, workers)
+    # the UCUM registry (~1 s of CPU, once per process) is built before the port opens: a
+    # listener that accepts connections runs at full speed from its first message
+    await asyncio.to_thread(terminology.warm)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve_connection(committer, reader, writer, idle_timeout)

@@ -23,7 +23,7 @@ from rhip.exchange.hl7v2 import Seg, V2Message
 from rhip.exchange.models import RESULT_STATUS
 from rhip.exchange.patients import PatientRegistration, registration_from_pid
 from rhip.exchange.senders import Sender
-from rhip.exchange.values import Value, read_value
+from rhip.exchange.values import Value, number_or_none, read_value
 
 # OBR-24 diagnostic service sections (HL7 table 0074) that make a report an exam (检查)
 EXAM_SECTIONS = frozenset(
@@ -174,6 +174,9 @@ def _report(obr: Seg) -> ReportIn:
 
 
 def _observation(obx: Seg, position: int) -> ObservationIn:
+    fast = _plain_numeric(obx, position)
+    if fast is not None:
+        return fast
     code, display, system = obx.comps(3, 3)
     if not code:
         raise ContentError(
@@ -195,6 +198,44 @@ def _observation(obx: Seg, position: int) -> ObservationIn:
         display=display[:300],
         value=value,
         unit=(unit_code or unit_text)[:64] or None,
+        reference_range=reference[:100] or None,
+        abnormal_flag=flag.upper()[:8] or None,
+        status=status.upper()[:1] or None,
+        observed_at=obx.ts(14, observed),
+        location=obx.loc(),
+    )
+
+
+def _plain_numeric(obx: Seg, position: int) -> ObservationIn | None:
+    """The common OBX — a well-formed NM result in a segment without repetitions, sub-components
+    or escapes — read straight from its fields, with exactly ``_observation``'s values; None for
+    anything else (other value types, a missing code, a bad set id), which the general read
+    handles and explains."""
+    raw = obx.raw
+    if not getattr(raw, "plain", False):
+        return None
+    f = raw.fields
+    n = len(f)
+    if n < 6 or f[2].strip().upper() != "NM":
+        return None
+    csep = raw.separators[3]
+    code, display, system, *_ = (*f[3].split(csep, 3), "", "", "")
+    code, seq = code.strip(), f[1].split(csep, 1)[0].strip()
+    if not code or (seq and not seq.isdigit()):
+        return None
+    first = f[5].split(csep, 1)[0].strip()  # NM: the first component is the whole value
+    unit_code, unit_text, *_ = (*f[6].split(csep, 2), "", "") if n > 6 else ("", "")
+    unit = (unit_code.strip() or unit_text.strip())[:64] or None
+    reference, flag, status, observed = (
+        f[i].split(csep, 1)[0].strip() if i < n else "" for i in (7, 8, 11, 14)
+    )
+    return ObservationIn(
+        seq=int(seq) if seq else position,
+        code_system=_system(system.strip()),
+        code=code[:64],
+        display=display.strip()[:300],
+        value=Value("NM", num=number_or_none(first), text=first or None),
+        unit=unit,
         reference_range=reference[:100] or None,
         abnormal_flag=flag.upper()[:8] or None,
         status=status.upper()[:1] or None,

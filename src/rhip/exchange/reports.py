@@ -134,6 +134,7 @@ def _standardise(conn: Connection, batches: Sequence[Batch], obs) -> dict[str, l
 def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
     """Rows of the accepted batches, versioned against what is stored and against each other."""
     latest = _latest(conn, batches, rejections)
+    stored = set(latest)  # only a stored version can need its current flag cleared in the table
     std_rows = zip(*(std[c] for c in terminology.STD_COLUMNS), strict=True)
     report_rows: list[list[Any]] = []
     obs_rows: list[tuple] = []
@@ -153,7 +154,8 @@ def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
             prior = latest.get(at)
             current = item.status != "cancelled" and (prior is None or issued >= prior.issued_at)
             if current or item.status == "cancelled":
-                touched.setdefault(batch.institution_id, set()).add(item.key)
+                if at in stored:
+                    touched.setdefault(batch.institution_id, set()).add(item.key)
                 for row in earlier.get(at, ()):  # an earlier version from this same call
                     report_rows[row][3] = False
             version = prior.version + 1 if prior else 1
@@ -174,8 +176,8 @@ def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
         scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
                       for iid, keys in sorted(touched.items())))  # fmt: skip
         conn.execute(update(reports).where(scope, t.current.is_(True)).values(current=False))
-    bulk_insert(conn, reports, [tuple(r) for r in report_rows], REPORT_COLUMNS)
-    bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS)
+    bulk_insert(conn, reports, [tuple(r) for r in report_rows], REPORT_COLUMNS, binary=True)
+    bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS, binary=True)
     return ids
 
 

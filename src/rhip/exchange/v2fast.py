@@ -28,12 +28,15 @@ _HEADERS = ("MSH", "BHS", "FHS")  # segments whose field 1 is the field separato
 class FastSegment:
     """One segment's fields as strings, with python-hl7's ``extract_field`` contract."""
 
-    __slots__ = ("_split", "esc", "fields", "separators")
+    __slots__ = ("_split", "esc", "fields", "plain", "separators")
 
-    def __init__(self, fields: list[str], separators: str, esc: str):
+    def __init__(self, fields: list[str], separators: str, esc: str, plain: bool = False):
         self.fields = fields
         self.separators = separators  # "\r" + field, repetition, component, sub-component
         self.esc = esc
+        # no repetition, sub-component or escape anywhere in the segment: a field is read by
+        # splitting it at the component separator alone (``oru``'s fast OBX read)
+        self.plain = plain
         self._split: dict[int, list[list[list[str]]]] = {}
 
     def __len__(self) -> int:
@@ -138,6 +141,7 @@ def parse(raw: bytes, env: Envelope) -> V2Message:
     # python-hl7's order: segment, field, repetition, component, sub-component
     separators = "\r" + fs + enc[1] + enc[0] + (enc[3] if len(enc) > 3 else "&")
     esc = enc[2] if len(enc) > 2 else "\\"
+    rsep, ssep = separators[2], separators[4]
     counts: dict[str, int] = {}
     segs = []
     for i, line in enumerate(line for line in text.split("\r") if line.strip()):
@@ -149,9 +153,13 @@ def parse(raw: bytes, env: Envelope) -> V2Message:
                 hl7_code=SEGMENT_SEQUENCE,
             )
         parts = line.split(fs)
-        if parts[0] in _HEADERS:
-            parts = [parts[0], fs, *parts[1:]]
         name = parts[0]
+        if name in _HEADERS:
+            parts = [name, fs, *parts[1:]]
+            plain = False
+        else:
+            plain = not (rsep in line or ssep in line or esc in line)
         counts[name] = counts.get(name, 0) + 1
-        segs.append(Seg(name, counts[name], FastSegment(parts, separators, esc)))  # type: ignore[arg-type]
+        segment = FastSegment(parts, separators, esc, plain)
+        segs.append(Seg(name, counts[name], segment))  # type: ignore[arg-type]
     return V2Message(env, tuple(segs))

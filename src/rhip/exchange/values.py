@@ -56,7 +56,7 @@ def read_value(obx: Seg) -> Value:
     if vtype == "NM":
         # a non-number is kept as text for the quality rule validity.numeric, which rejects it
         # (AE 102 at OBX-5) by default and names it in the scorecard
-        return Value(vtype, num=_number_or_none(first), text=first or None)
+        return Value(vtype, num=number_or_none(first), text=first or None)
     if vtype == "SN":
         parts = [obx.get(5, c) for c in (1, 2, 3, 4)]
         try:
@@ -99,7 +99,7 @@ def _float(text: str) -> float:
     return float(text)
 
 
-def _number_or_none(raw: str) -> float | None:
+def number_or_none(raw: str) -> float | None:
     try:
         return _float(raw) if raw else None
     except ValueError:

@@ -10,7 +10,20 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    TypeDecorator,
+)
 
 
 def bulk_insert(
@@ -18,11 +31,19 @@ def bulk_insert(
     table: Table,
     rows: Iterable[Sequence[Any]] | Any,
     columns: Sequence[str] | None = None,
+    *,
+    binary: bool = False,
 ) -> int:
     """Insert many rows in one round of COPY/executemany within ``conn``'s transaction.
 
     Returns the number of rows written. ``rows`` may be a DataFrame (its columns name the
     table's columns) or an iterable of tuples with ``columns`` naming them.
+
+    ``binary`` (PostgreSQL): COPY in binary format, for rows whose values have exactly the
+    columns' Python types (str for text, float for floats, aware datetime for UTC instants,
+    date for dates …; None for NULL): psycopg's C dumpers write them and the server reads them
+    without parsing text — about half the client CPU of text COPY for observation rows. A
+    value of another type (a date as text, say) raises instead of being parsed by the server.
     """
     if hasattr(rows, "itertuples"):  # a DataFrame
         columns = list(rows.columns)
@@ -35,7 +56,7 @@ def bulk_insert(
         return 0
     data = [tuple(_clean(v) for v in r) for r in data] if _needs_clean(data[0]) else data
     if conn.dialect.name == "postgresql":
-        return _copy(conn, table, columns, data)
+        return _copy(conn, table, columns, data, binary)
     return _executemany(conn, table, columns, data)
 
 
@@ -87,13 +108,51 @@ def _executemany(conn: Connection, table: Table, columns: Sequence[str], data: l
     return len(data)
 
 
-def _copy(conn: Connection, table: Table, columns: Sequence[str], data: list) -> int:
+def _copy(conn: Connection, table: Table, columns: Sequence[str], data: list, binary: bool):
+    """COPY in text format, or binary (``bulk_insert``) when every column's type has a binary
+    form here."""
     names = ", ".join(f'"{c}"' for c in columns)
+    types = _binary_types(table, tuple(columns)) if binary else None
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN' + (" (FORMAT BINARY)" if types else "")
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+    with raw.cursor() as cur, cur.copy(statement) as copy:
+        if types:
+            copy.set_types(types)
         for row in data:
             copy.write_row(row)
     return len(data)
+
+
+# SQLAlchemy type → PostgreSQL type of its binary COPY form (most specific first)
+_PG_TYPES = (
+    (BigInteger, "int8"), (SmallInteger, "int2"), (Integer, "int4"), (Float, "float8"),
+    (Boolean, "bool"), (Date, "date"), (LargeBinary, "bytea"), (String, "text"),
+)  # fmt: skip
+_TYPES_OF: dict[tuple[str, tuple[str, ...]], list[str] | None] = {}
+
+
+def _binary_types(table: Table, columns: tuple[str, ...]) -> list[str] | None:
+    """The PostgreSQL types of ``columns`` for binary COPY, or None if one has no known form."""
+    key = (table.name, columns)
+    if key not in _TYPES_OF:
+        _TYPES_OF[key] = _pg_types(table, columns)
+    return _TYPES_OF[key]
+
+
+def _pg_types(table: Table, columns: tuple[str, ...]) -> list[str] | None:
+    out = []
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, TypeDecorator):
+            kind = kind.impl
+        if isinstance(kind, DateTime):
+            out.append("timestamptz" if kind.timezone else "timestamp")
+            continue
+        pg = next((t for cls, t in _PG_TYPES if isinstance(kind, cls)), None)
+        if pg is None:  # e.g. Numeric, JSON: text COPY lets the server parse them
+            return None
+        out.append(pg)
+    return out
 
 
 def _is_utc(table: Table, column: str) -> bool:
