@@ -93,3 +93,32 @@ def test_cli_command_prints_file_and_line(engine: Engine, sender_id, tmp_path, m
     assert out.exit_code == 1, out.output
     assert "lab.ndjson:3:" in out.output and "1 reports" in out.output
     assert total(engine, reports) == 1
+
+
+@pytest.mark.postgres
+def test_chunk_row_is_written_once_with_its_outcome(engine: Engine, sender_id, tmp_path) -> None:
+    path = write(tmp_path, lines(6, bad_at=5))
+    ndjson.import_file(engine, path, SENDER, vault=IdentifierVault("t"), chunk_lines=4)
+    with engine.connect() as conn:
+        chunks = conn.execute(
+            select(inbox_messages)
+            .where(inbox_messages.c.message_type == "ndjson")
+            .order_by(inbox_messages.c.id)
+        ).mappings().all()  # fmt: skip
+    assert [(c["status"], c["ack_code"], c["attempts"]) for c in chunks] == [
+        ("processed", "2x", 1), ("processed", "2x", 1)
+    ]  # fmt: skip
+    assert [c["error"] for c in chunks] == [None, "1 of 3 lines failed"]  # line 6 of 7
+    assert all(c["institution_id"] == sender_id and c["processed_at"] for c in chunks)
+    assert b"".join(c["raw"] for c in chunks) == path.read_bytes()
+
+
+@pytest.mark.postgres
+def test_a_chunk_key_taken_meanwhile_is_a_duplicate(engine: Engine, sender_id) -> None:
+    arrival = inbox.Arrival(b"{}\n", ndjson.CHANNEL, sender=SENDER, control_id="x#1-1")
+    key = inbox.dedup_key(ndjson.CHANNEL, SENDER, "same-digest")
+    with engine.begin() as conn:
+        ndjson._store_chunk(conn, arrival, key, sender_id)
+    with pytest.raises(ndjson._Taken), engine.begin() as conn:
+        ndjson._store_chunk(conn, arrival, key, sender_id)
+    assert total(engine, inbox_messages) == 1

@@ -15,6 +15,7 @@ from rhip.exchange.reports import Batch
 from rhip.exchange.values import Value
 from rhip.quality import CHECKS, Frames, QualityContext, check, default_rules, load_rules
 from rhip.quality.rules import RuleError, rule
+from rhip.quality.service import check_many
 
 NOW = dt.datetime(2024, 3, 1, 4, 0, tzinfo=dt.UTC)
 COLLECTED = dt.datetime(2024, 3, 1, 0, 0, tzinfo=dt.UTC)
@@ -130,6 +131,25 @@ def test_counts_say_how_many_were_checked_and_passed() -> None:
     findings = check(frames, QualityContext("org-1", NOW), [rule("completeness.unit")])
     count = findings.counts["completeness.unit"]
     assert (count.checked, count.passed, count.warnings, count.errors) == (2, 1, 1, 0)
+
+
+def test_many_messages_at_once_count_as_each_alone() -> None:
+    batches = [
+        Batch("org-1", [("p-1", report([obs(1, unit=None), obs(2, code="TC")]))], ISSUED),
+        Batch("org-1", [("p-2", report([obs(1), obs(2, code="TC", unit=None)])),
+                        ("p-2", report([obs(1, value=Value("NM", text="high"))]))], ISSUED),
+        Batch("org-1", [("p-3", report([obs(1)]))], ISSUED),
+    ]  # fmt: skip
+    ctx, rules = QualityContext("org-1", NOW), default_rules()
+    together = check_many(Frames.of_many(batches), ctx, rules)
+    alone = [check(Frames.of(b), ctx, rules) for b in batches]
+    assert [f.counts for f in together] == [f.counts for f in alone]
+    assert [f.items for f in together] == [f.items for f in alone]
+    assert [len(f.items) for f in together] == [1, 3, 0]  # message 2: unit, number, F1 twice
+    unit = together[1].counts["completeness.unit"]
+    assert (unit.checked, unit.passed, unit.warnings) == (2, 1, 1)  # "high" has no number
+    numeric = together[1].counts["validity.numeric"]
+    assert (numeric.checked, numeric.passed, numeric.errors) == (3, 2, 1)
 
 
 def test_without_an_hl7_location_the_field_is_the_fhir_path() -> None:

@@ -77,50 +77,56 @@ class Mapped:
 def map_chunk(chunk: list[tuple[int, bytes]], loads: Callable[[bytes], Any]) -> Mapped:
     """Lines of the usual shape as columns; every other line in ``fallback`` as it came."""
     out = Mapped()
-    rep, obs = out.reports, out.observations
-    rep_cols = [rep[f] for f in REPORT_FIELDS]
-    obs_cols = [obs[f] for f in OBSERVATION_FIELDS]
+    reports: list[tuple] = []  # a row per line, transposed into columns once at the end
+    observations: list[tuple] = []
     for n, raw in chunk:
-        row = len(rep["line"])
+        row = len(reports)
         try:
-            data = loads(raw.strip())
-            report, results = _report(data)
+            report, results, urls = _report(loads(raw))
             mapped = [_observation(o, row, seq) for seq, o in enumerate(results, start=1)]
         except (_Unusual, RhipError, ValueError, TypeError, KeyError, AttributeError):
             out.fallback.append((n, raw))
             continue
-        for col, value in zip(rep_cols, (n, *report), strict=True):
-            col.append(value)
-        for values in mapped:
-            for col, value in zip(obs_cols, values, strict=True):
-                col.append(value)
+        reports.append((n, *report))
+        observations += mapped
         out.raw[n] = raw
-        out.urls[n] = [item["fullUrl"] for item in data["entry"]]
+        out.urls[n] = urls
+    if reports:
+        out.reports = _columns(reports, REPORT_FIELDS)
+        out.observations = _columns(observations, OBSERVATION_FIELDS)
     return out
 
 
-def _report(data: Any) -> tuple[tuple, list[dict[str, Any]]]:
-    """(report fields but the line, result Observations) of a usual Bundle line."""
+def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    if not rows:
+        return {name: [] for name in names}
+    return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def _report(data: Any) -> tuple[tuple, list[dict[str, Any]], list[str]]:
+    """(report fields but the line, result Observations, fullUrls) of a usual Bundle line."""
     if type(data) is not dict or data.get("resourceType") != "Bundle":
         raise _Unusual
     entries = data.get("entry")
     if type(entries) is not list or not entries:
         raise _Unusual
-    resources, urls = [], set()
+    resources, urls = [], []
     for item in entries:
         resource = item.get("resource") if type(item) is dict else None
         url = item.get("fullUrl") if resource is not None else None
-        if type(url) is not str or url in urls or not bulk_check.valid(resource):
+        if type(url) is not str or not bulk_check.valid(resource):
             raise _Unusual
         if "id" in resource or "contained" in resource or "specimen" in resource:
             raise _Unusual
-        urls.add(url)
+        urls.append(url)
         resources.append(resource)
+    if len(set(urls)) != len(urls):
+        raise _Unusual
     dr, results = resources[0], resources[1:]
     if dr["resourceType"] != "DiagnosticReport" or "imagingStudy" in dr:
         raise _Unusual
     refs = [(r or {}).get("reference") for r in dr.get("result") or []]
-    if refs != [item["fullUrl"] for item in entries[1:]]:
+    if refs != urls[1:]:
         raise _Unusual  # every other entry is a result, in order, and nothing else
     if any(r["resourceType"] != "Observation" for r in results):
         raise _Unusual
@@ -139,7 +145,7 @@ def _report(data: Any) -> tuple[tuple, list[dict[str, Any]]]:
     key = f"filler:{filler}" if filler else f"placer:{placer}"
     fields = (subject, None, key, (system or None) and system[:200], code[:64], display[:300],
               status, placer, filler, collected, issued)  # fmt: skip
-    return fields, results
+    return fields, results, urls
 
 
 def _observation(obs: dict[str, Any], report: int, seq: int) -> tuple:

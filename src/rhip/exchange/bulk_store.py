@@ -63,8 +63,9 @@ def check(conn: Connection, institution_id: str, mapped: Mapped, recorded_at: dt
 
 def _check(conn, institution_id, mapped: Mapped, recorded_at):
     r, o, n = mapped.reports, mapped.observations, len(mapped)
+    units = _texts(o["unit"])
     std = terminology.standardise_columns(
-        conn, institution_id, o["code"], o["code_system"], o["num"], _texts(o["unit"])
+        conn, institution_id, o["code"], o["code_system"], o["num"], units
     )
     none, lab = [None] * n, ["lab"] * n
     report_cols = dict(zip(Q_REPORTS, (
@@ -73,10 +74,10 @@ def _check(conn, institution_id, mapped: Mapped, recorded_at):
     ), strict=True))  # fmt: skip
     m = len(o["report"])
     of = o["report"]
-    patient = [r["patient_id"][k] for k in of]
+    patient = list(map(r["patient_id"].__getitem__, of))
     obs_cols = dict(zip(Q_OBS, (
         of, [0] * m, [s - 1 for s in o["seq"]], patient, ["lab"] * m, o["code"],
-        o["code_system"], o["value_type"], o["num"], _texts(o["text"]), _texts(o["unit"]),
+        o["code_system"], o["value_type"], o["num"], _texts(o["text"]), units,
         _texts(o["reference_range"]), o["observed_at"], [None] * m, [None] * m, [None] * m,
     ), strict=True))  # fmt: skip
     frames = Frames(Columns(report_cols, n, n), Columns(obs_cols, m, n), n)
@@ -99,7 +100,7 @@ def write(
     """Store the mapped lines not already stored (same key, status, issued time: a resend);
     returns how many reports were written."""
     std, findings = checked
-    r, o = mapped.reports, mapped.observations
+    r = mapped.reports
     n = len(mapped)
     keys = [k[:200] for k in r["key"]]
     issued = [i or recorded_at for i in r["issued_at"]]
@@ -140,23 +141,48 @@ def write(
          issued[k], inbox_id, recorded_at)
         for k in fresh
     ]  # fmt: skip
-    keep = set(fresh)
-    of = o["report"]
-    rows = [i for i, k in enumerate(of) if k in keep]
-    std_cols = [std[c] for c in terminology.STD_COLUMNS]
-    obs_rows = [
-        (rid[of[i]], r["patient_id"][of[i]], o["seq"][i], o["code_system"][i], o["code"][i],
-         o["display"][i], o["value_type"][i], o["num"][i], o["comparator"][i], o["text"][i],
-         o["value_code"][i], o["unit"][i], o["reference_range"][i], o["abnormal_flag"][i],
-         o["status"][i], o["observed_at"][i] or r["collected_at"][of[i]] or issued[of[i]],
-         *(c[i] for c in std_cols))
-        for i in rows
-    ]  # fmt: skip
     bulk_insert(conn, reports_table, report_rows, REPORT_COLUMNS)
-    bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS)
+    bulk_insert(conn, observations, _observation_rows(mapped, std, fresh, rid, issued),
+                OBSERVATION_COLUMNS)  # fmt: skip
     kept = [(institution_id, findings[k], [rid[k]]) for k in fresh]
     quality.record_many(conn, recorded_at, kept)
     return len(fresh)
+
+
+def _observation_rows(mapped: Mapped, std, fresh: list[int], rid: list[str], issued: list):
+    """The observation rows of the ``fresh`` reports, zipped from whole columns: report id,
+    patient, the mapped values, observed time (else the report's collection, else issue time)
+    and terminology's standard columns."""
+    r, o = mapped.reports, mapped.observations
+    of = o["report"]
+    if len(fresh) == len(mapped):  # the usual case: every report is new
+
+        def pick(col: list) -> list:
+            return col
+
+    else:  # some reports were stored before (a resend): not their results
+        keep = set(fresh)
+        rows = [i for i, k in enumerate(of) if k in keep]
+
+        def pick(col: list) -> list:
+            return [col[i] for i in rows]
+
+    at = [c or i for c, i in zip(r["collected_at"], issued, strict=True)]
+    cols = [
+        pick([rid[k] for k in of]), pick([r["patient_id"][k] for k in of]),
+        *(pick(o[c]) for c in _OBS_VALUES),
+        pick([t or at[k] for t, k in zip(o["observed_at"], of, strict=True)]),
+        *(pick(std[c]) for c in terminology.STD_COLUMNS),
+    ]  # fmt: skip
+    return list(zip(*cols, strict=True))
+
+
+# mapped observation columns in ``reports.OBSERVATION_COLUMNS`` order (report id and patient
+# before them, observed time and the standard columns after)
+_OBS_VALUES = (
+    "seq", "code_system", "code", "display", "value_type", "num", "comparator", "text",
+    "value_code", "unit", "reference_range", "abnormal_flag", "status",
+)  # fmt: skip
 
 
 def _stored(conn: Connection, institution_id: str, keys: list[str]) -> dict:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, insert
+from sqlalchemy.exc import IntegrityError
 
 try:  # orjson parses these lines ~4x faster than the standard library; optional
     import orjson
@@ -43,6 +44,7 @@ from rhip.exchange.fhir_bundle import FhirIngest
 from rhip.exchange.fhir_ingest import Channel, Entry
 from rhip.exchange.fhir_validate import FhirMalformed, check_resource
 from rhip.exchange.inbox import Arrival
+from rhip.exchange.models import inbox_messages
 from rhip.exchange.patients import PatientResolver
 from rhip.exchange.senders import Sender
 from rhip.kernel.clock import now
@@ -166,26 +168,23 @@ def _import_chunk(
 ):
     raw = b"".join(line for _, line in chunk)
     first, last = chunk[0][0], chunk[-1][0]
-    digest = hashlib.sha256(raw).hexdigest()
     arrival = Arrival(
         raw, CHANNEL, sender=sender.credit_code, control_id=f"{name}#{first}-{last}"[-200:],
         message_type="ndjson", received_at=now(),
     )  # fmt: skip
-    key = inbox.dedup_key(CHANNEL, sender.credit_code, digest)
+    key = inbox.dedup_key(CHANNEL, sender.credit_code, hashlib.sha256(raw).hexdigest())
     result.chunks += 1
     result.lines += len(chunk)
-    message_id = ingest.admit(arrival, key)
-    if message_id is None:
-        with ingest.lock, ingest.engine.begin() as conn:
-            inbox.store_duplicate(conn, arrival, inbox.by_key(conn, key))
-        result.duplicate_chunks += 1
-        return
+    with ingest.engine.connect() as conn:
+        taken = inbox.taken_keys(conn, [key])
     try:
+        if taken:
+            raise _Taken
         recorded = now()
         mapped, checked, entries = _columns(ingest, channel, sender, chunk, validate, recorded)
         plan = fhir_ingest.prepare(channel, entries, atomic=False, validate=validate)
         with ingest.lock, ingest.engine.begin() as conn:
-            inbox.claim(conn, message_id)
+            message_id = _store_chunk(conn, arrival, key, sender.institution_id)
             result.reports += fhir_ingest.write(conn, plan, sender.institution_id, message_id)
             if len(mapped):
                 result.reports += bulk_store.write(
@@ -197,17 +196,43 @@ def _import_chunk(
                                  control_id=f"{name}:{err.line}"[-200:], message_type="ndjson-line",
                                  received_at=now())  # fmt: skip
                 inbox.store_failed(conn, failed, str(err), None, "4x")
-            summary = f"{len(bad)} of {len(chunk)} lines failed" if bad else None
-            inbox.mark(conn, message_id, "processed", ack_code="2x", error=summary,
-                       institution_id=sender.institution_id)  # fmt: skip
+            if bad:
+                inbox.mark(conn, message_id, "processed", ack_code="2x",
+                           error=f"{len(bad)} of {len(chunk)} lines failed",
+                           institution_id=sender.institution_id)  # fmt: skip
         result.errors += [err for err, _ in bad]
         result.patients += sum(1 for e in entries if (e.location or "").startswith("Patient/"))
+    except _Taken:  # imported before (or by another import meanwhile): recorded, not applied
+        with ingest.lock, ingest.engine.begin() as conn:
+            inbox.store_duplicate(conn, arrival, inbox.by_key(conn, key))
+        result.duplicate_chunks += 1
     except Exception as exc:  # the chunk as a whole could not be stored: kept, to re-process
         message = exc.message if isinstance(exc, RhipError) else exc.__class__.__name__
-        with ingest.lock, ingest.engine.begin() as conn:
-            inbox.mark(conn, message_id, "failed", count_attempt=True, ack_code="5x",
-                       error=f"chunk not applied: {message}")  # fmt: skip
+        message_id = ingest.admit(arrival, key)
+        if message_id is not None:
+            with ingest.lock, ingest.engine.begin() as conn:
+                inbox.mark(conn, message_id, "failed", count_attempt=True, ack_code="5x",
+                           error=f"chunk not applied: {message}")  # fmt: skip
         result.errors.append(LineError(name, first, f"lines {first}-{last} not applied: {message}"))
+
+
+class _Taken(Exception):
+    """The chunk's idempotency key is stored already: the chunk is a duplicate."""
+
+
+def _store_chunk(conn: Connection, arrival: Arrival, key: str, institution_id: str) -> int:
+    """The chunk's inbox row, written once with its outcome in the transaction that applies it
+    (a row rewritten by a later status update costs a copy of its raw bytes on SQLite). Lines
+    that fail are noted by ``inbox.mark`` after; a taken key raises ``_Taken``."""
+    values = {**inbox.values_of(arrival), "attempts": 1}
+    stmt = insert(inbox_messages).values(
+        **values, status="processed", dedup_key=key, ack_code="2x",
+        institution_id=institution_id, processed_at=now(),
+    )  # fmt: skip
+    try:  # the first statement of the transaction: nothing else is lost when it fails
+        return conn.execute(stmt.returning(inbox_messages.c.id)).scalar_one()
+    except IntegrityError:
+        raise _Taken from None
 
 
 def _columns(ingest: FhirIngest, channel: Channel, sender: Sender, chunk, validate, recorded):

@@ -83,7 +83,9 @@ def per_batch(frame: Columns, rows: Rows) -> Mapping[int, int]:
     if frame.batches == 1:
         return {0: len(rows)}
     batch = frame["batch"]
-    return Counter(batch[i] for i in rows)
+    if isinstance(rows, range) and len(rows) == len(batch):  # every row: count in C
+        return Counter(batch)
+    return Counter([batch[i] for i in rows])
 
 
 def na(value: Any) -> bool:
@@ -113,7 +115,7 @@ def required(frames: Frames, ctx: QualityContext, column: str, kinds=None, value
     rows = _only(frame, kinds, value_types)
     seg, fno, _, what = FIELDS[column]
     values = frame[column]
-    bad = [i for i in rows if na(values[i])]
+    bad = [i for i in rows if (v := values[i]) is None or (isinstance(v, float) and v != v)]
     return hits(frame, rows, bad, column, f"{seg}-{fno} {what} is missing")
 
 

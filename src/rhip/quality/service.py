@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -109,20 +110,20 @@ def check_many(
         if not rule.enabled:
             continue
         hits = CHECKS[rule.check](frames, ctx, **rule.params)
-        failed: list[list[int]] = [[0, 0] for _ in range(n)]  # failures, distinct subjects
-        subjects: set[tuple[int, int, int]] = set()
+        failures = Counter(row[0] for row in hits.failed)
+        subjects = Counter(b for b, _, _ in {(r[0], r[1], r[2]) for r in hits.failed})
         for row in hits.failed:
-            failed[row[0]][0] += 1
-            subjects.add((row[0], row[1], row[2]))
             found[row[0]].append(_finding(rule, row))
-        for b, _item, _obs in subjects:
-            failed[b][1] += 1
-        kind = "errors" if rule.severity == "error" else "warnings"
-        for b in range(n):
-            checked = hits.checked.get(b, 0)
-            count = RuleCount(checked, max(checked - failed[b][1], 0))
-            setattr(count, kind, failed[b][0])
-            counts[b][rule.id] = count
+        error = rule.severity == "error"
+        checked = hits.checked
+        for b in range(n):  # most batches have no failure: one lookup each
+            c = checked.get(b, 0)
+            if b in failures:
+                f = failures[b]
+                counts[b][rule.id] = RuleCount(c, max(c - subjects[b], 0), 0 if error else f,
+                                               f if error else 0)  # fmt: skip
+            else:
+                counts[b][rule.id] = RuleCount(c, c)
     return [Findings(tuple(found[b]), counts[b]) for b in range(n)]
 
 
