@@ -92,7 +92,7 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from rhip.exchange import serve_mllp
+    from rhip.exchange.mllp import serve_mllp
 
     settings: Settings = app.state.settings
     server = await serve_mllp(

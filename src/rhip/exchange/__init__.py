@@ -1,8 +1,10 @@
-"""Exchange (数据交换): the durable inbox, HL7 v2 over MLLP, and the report store."""
+"""Exchange (数据交换): the durable inbox, HL7 v2 over MLLP, and the report store.
+
+The MLLP listener is ``rhip.exchange.mllp.serve_mllp`` (not imported here, so that
+``python -m rhip.exchange.mllp`` runs it without importing it twice)."""
 
 from rhip.exchange.errors import V2Error
 from rhip.exchange.ingest import V2Ingest
-from rhip.exchange.mllp import serve_mllp
 from rhip.exchange.patients import PatientRegistration, PatientResolver
 from rhip.exchange.service import list_inbox, retry
 
@@ -13,5 +15,4 @@ __all__ = [
     "V2Ingest",
     "list_inbox",
     "retry",
-    "serve_mllp",
 ]

@@ -31,7 +31,15 @@ FIELDS: dict[str, tuple[str, int, str, str]] = {
     "unit": ("OBX", 6, "Observation.valueQuantity.unit", "unit"),
     "reference_range": ("OBX", 7, "Observation.referenceRange", "reference range"),
     "observed_at": ("OBX", 14, "Observation.effectiveDateTime", "observation time"),
+    "gender": ("PID", 8, "Patient.gender", "sex"),
 }
+
+
+def at(column: str, v2: bool) -> str:
+    """How a message names ``column``'s field: ``OBX-6`` when the message is HL7 v2, else its
+    FHIR element path (``Observation.valueQuantity.unit``): what the sender wrote."""
+    seg, fno, path, _ = FIELDS[column]
+    return f"{seg}-{fno}" if v2 else path
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +69,22 @@ def check(fn: Check) -> Check:
 
 
 def hits(
-    frame: Columns, subjects: Rows, bad: Rows, column: str, message: str | Callable[[int], str]
+    frame: Columns,
+    subjects: Rows,
+    bad: Rows,
+    column: str,
+    message: str | Callable[[int, bool], str],
 ) -> Hits:
     """Hits for rows ``bad`` (positions in ``frame``) of the ``subjects`` looked at, at
-    ``column``'s field; ``message`` is text or a function of a failing row."""
+    ``column``'s field; ``message`` is text or a function of a failing row and whether the row
+    came from HL7 v2 (to name fields as the sender knows them: see ``at``)."""
     seg, fno, path, _ = FIELDS[column]
     batch, segs, seqs = frame["batch"], frame["seg"], frame["seq"]
     item, obs = frame["item"], frame.get("obs")
     failed = []
     for i in bad:
         here = segs[i] == seg  # the row's own segment is where the field is (else no location)
-        text = message(i) if callable(message) else message
+        text = message(i, segs[i] is not None) if callable(message) else message
         failed.append((
             batch[i], item[i], obs[i] if obs is not None else -1, segs[i] if here else None,
             seqs[i] if here else None, fno, path, text,
@@ -113,10 +126,10 @@ def required(frames: Frames, ctx: QualityContext, column: str, kinds=None, value
     """The field is present (完整性)."""
     frame = _subject(frames, column)
     rows = _only(frame, kinds, value_types)
-    seg, fno, _, what = FIELDS[column]
+    what = FIELDS[column][3]
     values = frame[column]
     bad = [i for i in rows if (v := values[i]) is None or (isinstance(v, float) and v != v)]
-    return hits(frame, rows, bad, column, f"{seg}-{fno} {what} is missing")
+    return hits(frame, rows, bad, column, lambda i, v2: f"{at(column, v2)} {what} is missing")
 
 
 @check
@@ -126,8 +139,10 @@ def unit_present(frames: Frames, ctx: QualityContext, value_types=("NM", "SN")):
     num, unit, code = obs["num"], obs["unit"], obs["code"]
     rows = [i for i in _only(obs, value_types=value_types) if not na(num[i])]
     bad = [i for i in rows if unit[i] is None]
-    return hits(obs, rows, bad, "unit",
-                lambda i: f"OBX-6 unit is missing for numeric item {code[i]}")  # fmt: skip
+    return hits(
+        obs, rows, bad, "unit",
+        lambda i, v2: f"{at('unit', v2)} unit is missing for numeric item {code[i]}",
+    )  # fmt: skip
 
 
 # -- validity ------------------------------------------------------------------------------------
@@ -140,8 +155,8 @@ def numeric_value(frames: Frames, ctx: QualityContext, value_types=("NM",)):
     bad = [i for i in rows if na(num[i]) and text[i] is not None]
     return hits(
         obs, rows, bad, "value",
-        lambda i: f"OBX-5 value {str(text[i])[:40]!r} is not a number, as value type "
-        f"{vtype[i]} requires",
+        lambda i, v2: f"{at('value', v2)} value {str(text[i])[:40]!r} is not a number, as value "
+        f"type {vtype[i]} requires",
     )  # fmt: skip
 
 
@@ -156,8 +171,8 @@ def code_mapped(frames: Frames, ctx: QualityContext, kinds=None, value_types=Non
     bad = [i for i in rows if not mapped[i]]
     return hits(
         obs, rows, bad, "code",
-        lambda i: f"OBX-3 item code {str(code[i])!r} is not in the institution's code map nor "
-        "a LOINC code",
+        lambda i, v2: f"{at('code', v2)} item code {str(code[i])!r} is not in the institution's "
+        "code map nor a LOINC code",
     )  # fmt: skip
 
 
@@ -172,8 +187,8 @@ def unit_status(frames: Frames, ctx: QualityContext, status: str = "unknown"):
     rows = [i for i in range(len(obs)) if unit[i] is not None]
     bad = [i for i in rows if found[i] == status]
 
-    def message(i: int) -> str:
-        text = f"OBX-6 unit {str(unit[i])!r}"
+    def message(i: int, v2: bool) -> str:
+        text = f"{at('unit', v2)} unit {str(unit[i])!r}"
         if status == "unknown":
             return text + " is not a UCUM unit"
         return (f"{text} of item {obs['code'][i]} cannot be converted to its standard unit "
@@ -187,13 +202,13 @@ def not_future(frames: Frames, ctx: QualityContext, column: str, tolerance_minut
     """A time is not later than now (clock skew of ``tolerance_minutes`` allowed)."""
     frame = _subject(frames, column)
     limit = utc(ctx.now or ctx.recorded_at) + dt.timedelta(minutes=tolerance_minutes)
-    seg, fno, _, what = FIELDS[column]
+    what = FIELDS[column][3]
     times = frame[column]
     bad = [i for i in range(len(frame)) if times[i] is not None and times[i] > limit]
 
-    def message(i: int) -> str:
+    def message(i: int, v2: bool) -> str:
         stamp = times[i].astimezone(CST).strftime("%Y-%m-%d %H:%M")
-        return f"{seg}-{fno} {what} {stamp} (CST) is in the future"
+        return f"{at(column, v2)} {what} {stamp} (CST) is in the future"
 
     return hits(frame, range(len(frame)), bad, column, message)
 
@@ -225,11 +240,11 @@ def sex_specific(frames: Frames, ctx: QualityContext, female_only=(), male_only=
             i for i in range(len(frame))
             if (sex[i] == "male" and code[i] in women) or (sex[i] == "female" and code[i] in men)
         ]  # fmt: skip
-        seg, fno = FIELDS[column][0], FIELDS[column][1]
 
-        def message(i: int, code=code, sex=sex, seg=seg, fno=fno) -> str:
+        def message(i: int, v2: bool, code=code, sex=sex, column=column) -> str:
             who = "women" if code[i] in women else "men"
-            return f"{seg}-{fno} test {code[i]} is for {who} but the patient (PID-8) is {sex[i]}"
+            return (f"{at(column, v2)} test {code[i]} is for {who} but the patient "
+                    f"({at('gender', v2)}) is {sex[i]}")  # fmt: skip
 
         found = hits(frame, range(len(frame)), bad, column, message)
         checked.update(found.checked)
@@ -248,7 +263,8 @@ def issued_after_collected(frames: Frames, ctx: QualityContext, tolerance_minute
         if issued[i] is not None and collected[i] is not None and issued[i] < collected[i] - slack
     ]  # fmt: skip
     return hits(r, range(len(r)), bad, "issued_at",
-                "OBR-22 issue time is before OBR-7 collection time")  # fmt: skip
+                lambda i, v2: f"{at('issued_at', v2)} issue time is before "
+                f"{at('collected_at', v2)} collection time")  # fmt: skip
 
 
 # -- timeliness, uniqueness, silence -------------------------------------------------------------
@@ -260,9 +276,9 @@ def upload_delay(frames: Frames, ctx: QualityContext, max_hours: float = 24):
     limit = dt.timedelta(hours=max_hours)
     bad = [i for i in range(len(r)) if issued[i] is not None and received - issued[i] > limit]
 
-    def message(i: int) -> str:
+    def message(i: int, v2: bool) -> str:
         hours = round((received - issued[i]).total_seconds() / 3600, 1)
-        return f"uploaded {hours} h after OBR-22 issue time (limit {max_hours:g} h)"
+        return f"uploaded {hours} h after {at('issued_at', v2)} issue time (limit {max_hours:g} h)"
 
     return hits(r, range(len(r)), bad, "issued_at", message)
 
@@ -285,8 +301,10 @@ def unique_observation_code(frames: Frames, ctx: QualityContext):
     obs = frames.observations
     code = obs["code"]
     bad = _repeats(list(zip(obs["batch"], obs["item"], code, strict=True)))
-    return hits(obs, range(len(obs)), bad, "code",
-                lambda i: f"OBX-3 item code {code[i]} repeats in the same report")  # fmt: skip
+    return hits(
+        obs, range(len(obs)), bad, "code",
+        lambda i, v2: f"{at('code', v2)} item code {code[i]} repeats in the same report",
+    )  # fmt: skip
 
 
 @check
@@ -295,8 +313,10 @@ def unique_report(frames: Frames, ctx: QualityContext):
     r = frames.reports
     key = r["key"]
     bad = _repeats(list(zip(r["batch"], key, r["status"], r["issued_at"], strict=True)))
-    return hits(r, range(len(r)), bad, "report_key",
-                lambda i: f"OBR-3 report {key[i]} repeats in the same message")  # fmt: skip
+    return hits(
+        r, range(len(r)), bad, "report_key",
+        lambda i, v2: f"{at('report_key', v2)} report {key[i]} repeats in the same message",
+    )  # fmt: skip
 
 
 @check

@@ -78,7 +78,9 @@ def daily(conn: Connection, institution_id: str, start: dt.date, end: dt.date) -
 
 def rejected(conn: Connection, institution_id: str, start: dt.date, end: dt.date) -> Counter:
     """(rule id, CST day) → errors, read from the inbox: a rejected message writes nothing else,
-    and its inbox row (kept, with the error) counts once however often it is retried.
+    and its inbox row (kept, with the error) counts once however often it is retried. The
+    rejection may follow a prefix (a FHIR Bundle's entry, an NDJSON file and line); a batch
+    Bundle whose other entries were applied is ``processed`` and still counts its rejections.
     """
     from rhip.exchange.models import inbox_messages as inbox  # at call time: no import cycle
 
@@ -87,10 +89,10 @@ def rejected(conn: Connection, institution_id: str, start: dt.date, end: dt.date
     rows = conn.execute(
         select(inbox.c.received_at, inbox.c.error).where(
             inbox.c.institution_id == institution_id,
-            inbox.c.status == "failed",
+            inbox.c.status.in_(("failed", "processed")),
             inbox.c.received_at >= lo,
             inbox.c.received_at < hi,
-            inbox.c.error.like(f"{REJECTED_PREFIX}%"),
+            inbox.c.error.contains(REJECTED_PREFIX, autoescape=True),
         )
     )
     out: Counter = Counter()
