@@ -185,3 +185,33 @@ def test_unknown_sender_is_refused_and_kept(fhir: FhirIngest, engine) -> None:
     assert answer.status == 403 and answer.body["issue"][0]["code"] == "forbidden"
     rows = inbox.list_messages(engine, status="failed")
     assert rows[0]["sender"] == "91440300XXXXXXXXXX" and count(engine, reports) == 0
+
+
+@pytest.mark.postgres
+def test_a_quality_rejection_names_fhir_elements_and_counts_in_the_scorecard(
+    fhir: FhirIngest, engine, sender_id: str
+) -> None:
+    """A FHIR sender reads its rejection in FHIR terms (DiagnosticReport.issued), not in the HL7
+    v2 fields the rule also knows (OBR-22); the institution's scorecard counts it."""
+    import datetime as dt
+
+    from rhip.kernel.clock import CST
+    from rhip.quality import repo
+
+    data = lab_transaction(issued="2024-03-01T07:00:00+08:00")  # before its collection at 08:00
+    answer = fhir.receive_bundle(encode(data), SENDER)
+    assert answer.status == 422, answer.body
+    text = " ".join(i["diagnostics"] for i in answer.body["issue"])
+    assert "consistency.issued_after_collected" in text
+    assert "DiagnosticReport.issued issue time is before DiagnosticReport.effectiveDateTime" in text
+    assert "OBR-" not in text and count(engine, reports) == 0
+    # in a batch the other entries are applied (the Bundle is processed); the rejection counts
+    good = report("urn:uuid:pat-1", [], filler="G1")
+    late = report("urn:uuid:pat-1", [], filler="L1", issued="2024-03-01T07:00:00+08:00")
+    batch = bundle([patient(), good, late], kind="batch", ident="B2")
+    answer = fhir.receive_bundle(encode(batch), SENDER)
+    assert statuses(answer) == ["200 OK", "201 Created", "422 Unprocessable Entity"]
+    today = dt.datetime.now(CST).date()
+    with engine.connect() as conn:
+        counted = repo.rejected(conn, sender_id, today, today)
+    assert counted == {("consistency.issued_after_collected", today): 2}

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from exchange.fhir_support import observation, patient, report
 from exchange.support import SENDER
-from rhip.exchange import inbox, ndjson
+from rhip.exchange import inbox, ndjson, ndjson_chunk
 from rhip.exchange.models import inbox_messages, observations, reports
 from rhip.kernel import systems
 from rhip.kernel.crypto import IdentifierVault
@@ -93,6 +93,12 @@ def test_cli_command_prints_file_and_line(engine: Engine, sender_id, tmp_path, m
     assert out.exit_code == 1, out.output
     assert "lab.ndjson:3:" in out.output and "1 reports" in out.output
     assert total(engine, reports) == 1
+    other = tmp_path / "more.ndjson"
+    other.write_text("\n".join(lines(3)[1:]) + "\n", encoding="utf-8")  # pat-1: not known here
+    out = CliRunner().invoke(app, [str(other), str(path), "--sender", SENDER])
+    assert out.exit_code == 1, out.output
+    assert "more.ndjson: 3 lines, 0 reports" in out.output and "more.ndjson:1:" in out.output
+    assert "lab.ndjson: 3 lines, 0 reports, 0 patients, 1/1 chunks already" in out.output
 
 
 @pytest.mark.postgres
@@ -118,7 +124,7 @@ def test_a_chunk_key_taken_meanwhile_is_a_duplicate(engine: Engine, sender_id) -
     arrival = inbox.Arrival(b"{}\n", ndjson.CHANNEL, sender=SENDER, control_id="x#1-1")
     key = inbox.dedup_key(ndjson.CHANNEL, SENDER, "same-digest")
     with engine.begin() as conn:
-        ndjson._store_chunk(conn, arrival, key, sender_id)
-    with pytest.raises(ndjson._Taken), engine.begin() as conn:
-        ndjson._store_chunk(conn, arrival, key, sender_id)
+        ndjson_chunk._store_chunk(conn, arrival, key, sender_id)
+    with pytest.raises(ndjson_chunk._Taken), engine.begin() as conn:
+        ndjson_chunk._store_chunk(conn, arrival, key, sender_id)
     assert total(engine, inbox_messages) == 1

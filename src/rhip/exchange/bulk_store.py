@@ -141,9 +141,10 @@ def write(
          issued[k], inbox_id, recorded_at)
         for k in fresh
     ]  # fmt: skip
-    bulk_insert(conn, reports_table, report_rows, REPORT_COLUMNS)
+    # binary COPY on PostgreSQL, as ``reports.store_many``: the values have the columns' types
+    bulk_insert(conn, reports_table, report_rows, REPORT_COLUMNS, binary=True)
     bulk_insert(conn, observations, _observation_rows(mapped, std, fresh, rid, issued),
-                OBSERVATION_COLUMNS)  # fmt: skip
+                OBSERVATION_COLUMNS, binary=True)  # fmt: skip
     kept = [(institution_id, findings[k], [rid[k]]) for k in fresh]
     quality.record_many(conn, recorded_at, kept)
     return len(fresh)

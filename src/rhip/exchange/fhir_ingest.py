@@ -28,6 +28,7 @@ from rhip.exchange.senders import Sender
 from rhip.kernel.clock import now
 from rhip.kernel.errors import ManyErrors, RhipError
 from rhip.quality import QualityRejected
+from rhip.quality.repo import REJECTED_PREFIX
 
 CREATED, OK = "201 Created", "200 OK"
 
@@ -324,7 +325,7 @@ def _rejected(plan: Plan, items: list[ReportPlan], exc: QualityRejected) -> set[
         base = item.obs_paths[pos] if pos is not None else plan.entries[item.entry].path
         where = base + f.path[f.path.index(".") :] if "." in f.path else base
         bad.setdefault(f.item, []).append(
-            FhirInvalid(f"quality rule {f.rule_id}: {f.message}", expression=where)
+            FhirInvalid(f"{REJECTED_PREFIX} [{f.rule_id}] {f.message}", expression=where)
         )
     for n, errors in bad.items():
         plan.fail(items[n].entry, errors[0] if len(errors) == 1 else ManyErrors(errors))

@@ -8,66 +8,48 @@ distinct reference, and one ``reports.store`` for the whole chunk.
 A line is the unit: a bad line (not JSON, invalid resource, unknown patient, failed quality
 rule) is kept as its own failed inbox message with the error naming file and line, and every
 other line of the chunk is applied. A Bundle on one line is applied entirely or not at all.
+
+One import call is one pipeline (``_Pipeline``): while a writer thread stores chunk k (stage B:
+its transaction), the caller parses, maps and checks chunk k+1 (stage A), across the files of
+``import_files`` too. The result is the sequential one: chunks are written one at a time, in
+order, and every stage-A read that an unwritten chunk could still change waits for it first.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import gc
-import hashlib
-import json
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
-from sqlalchemy import Connection, Engine, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 
-try:  # orjson parses these lines ~4x faster than the standard library; optional
-    import orjson
-
-    _loads, _JSONError = orjson.loads, (orjson.JSONDecodeError, UnicodeDecodeError)
-except ImportError:  # pragma: no cover - orjson missing
-
-    def _loads(text: bytes):
-        return json.loads(text.decode("utf-8"))
-
-    _JSONError = (UnicodeDecodeError, json.JSONDecodeError)
-
-from rhip.exchange import bulk_check, bulk_map, bulk_store, fhir_ingest, fhir_map, inbox
-from rhip.exchange.fhir_bundle import FhirIngest
-from rhip.exchange.fhir_ingest import Channel, Entry
-from rhip.exchange.fhir_validate import FhirMalformed, check_resource
+from rhip.exchange import bulk_check, ndjson_chunk
+from rhip.exchange.fhir_bundle import FhirIngest, find_sender
+from rhip.exchange.fhir_ingest import Channel
+from rhip.exchange.fhir_refs import PatientLookup
+from rhip.exchange.fhir_validate import SenderUnknown, check_resource
 from rhip.exchange.inbox import Arrival
-from rhip.exchange.models import inbox_messages
+from rhip.exchange.ndjson_chunk import CHANNEL, LineError
 from rhip.exchange.patients import PatientResolver
 from rhip.exchange.senders import Sender
 from rhip.kernel.clock import now
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.errors import RhipError
 
-CHANNEL = "ndjson"
 CHUNK_LINES = 1000
 # how each resource of a line is validated: "fast" checks the elements rhip reads (types, value
 # sets, paths in errors; ``check_structure`` compiled, bulk_check); "full" runs the R4B models
 # too (~40x slower). See docs/fhir.md.
 VALIDATORS = {"fast": bulk_check.check, "full": check_resource}
 Progress = Callable[[int], None]  # called with the bytes of each chunk done
-
-
-@dataclass(frozen=True, slots=True)
-class LineError:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+FilesProgress = Callable[[int, int], None]  # (index of the file, bytes of a chunk done)
 
 
 @dataclass
@@ -93,11 +75,34 @@ def import_file(
     validate: str = "fast",
 ) -> ImportResult:
     """Import one NDJSON file for the institution ``sender`` (id or credit code)."""
-    path = Path(path)
+    advance = (lambda _, size: progress(size)) if progress is not None else None
+    return import_files(engine, [(path, sender)], advance, vault=vault, resolver=resolver,
+                        chunk_lines=chunk_lines, validate=validate)[0]  # fmt: skip
+
+
+def import_files(
+    engine: Engine,
+    files: Sequence[tuple[Path | str, str]],
+    progress: FilesProgress | None = None,
+    *,
+    vault: IdentifierVault | None = None,
+    resolver: PatientResolver | None = None,
+    chunk_lines: int = CHUNK_LINES,
+    validate: str = "fast",
+) -> list[ImportResult]:
+    """Import NDJSON files in order, each ``(path, sender)`` for its institution, as one
+    pipeline: the last chunk of a file is written while the next file's first is prepared.
+    The same rows as ``import_file`` file by file; one result per file."""
     ingest = FhirIngest(engine, resolver, vault=vault or _default_vault())
-    with path.open("rb") as fh:
-        lines = _numbered(fh)
-        return import_lines(ingest, sender, lines, path.name, progress, chunk_lines, validate)
+    results = []
+    with _Pipeline() as pipeline, gc_paused():
+        for index, (path, sender) in enumerate(files):
+            path = Path(path)
+            advance = functools.partial(progress, index) if progress is not None else None
+            with path.open("rb") as fh:
+                results.append(_import(pipeline, ingest, sender, _numbered(fh), path.name,
+                                       advance, chunk_lines, validate))  # fmt: skip
+    return results
 
 
 def import_body(
@@ -116,28 +121,61 @@ def import_lines(
     chunk_lines: int = CHUNK_LINES,
     validate: str = "fast",
 ) -> ImportResult:
+    with _Pipeline() as pipeline, gc_paused():
+        return _import(pipeline, ingest, claimed, lines, name, progress, chunk_lines, validate)
+
+
+def _import(pipeline, ingest: FhirIngest, claimed, lines, name, progress, chunk_lines, validate):
+    """Stage A of every chunk of one file; the result is complete once ``pipeline`` drained."""
     started = time.perf_counter()
     arrival = Arrival(b"", CHANNEL, sender=claimed[:64], control_id=name[-200:], received_at=now())
-    sender = ingest.sender(claimed, arrival)
-    channel = ingest.channel(sender)
+    sender = _sender(pipeline, ingest, claimed, arrival)
+    lookup = _Settled(ingest.lookup, pipeline)
+    channel = Channel(ingest.engine, sender, ingest.resolver, lookup)
     result = ImportResult()
-    for chunk in _chunks(lines, chunk_lines):
-        with gc_paused():
-            _import_chunk(ingest, channel, sender, chunk, name, result, VALIDATORS[validate])
+
+    def done(size: int, outcome: ndjson_chunk.Outcome) -> None:
+        result.reports += outcome.reports
+        result.patients += outcome.patients
+        result.duplicate_chunks += outcome.duplicate
+        result.errors += outcome.errors
+        result.seconds = round(time.perf_counter() - started, 3)
         if progress is not None:
-            progress(sum(len(raw) for _, raw in chunk))
+            progress(size)
+
+    for lines_ in _chunks(lines, chunk_lines):
+        chunk = ndjson_chunk.read(lines_, name, sender)
+        if pipeline.writing(chunk.key):  # the same bytes, not yet written: taken once they are
+            pipeline.drain()
+        ndjson_chunk.prepare(ingest, channel, chunk, VALIDATORS[validate])
+        result.chunks += 1
+        result.lines += len(lines_)
+        pipeline.submit(chunk.key, functools.partial(ndjson_chunk.write, ingest, chunk),
+                        functools.partial(done, len(chunk.arrival.raw)))  # fmt: skip
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
+def _sender(pipeline: _Pipeline, ingest: FhirIngest, claimed: str, arrival: Arrival) -> Sender:
+    """``FhirIngest.sender``, with the refusal stored after the chunks before it."""
+    try:
+        with ingest.engine.connect() as conn:
+            return find_sender(conn, claimed)
+    except SenderUnknown as exc:
+        pipeline.drain()
+        ingest.store_failed(arrival, exc)
+        raise
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a chunk is parsed, mapped and stored.
+    """The cyclic garbage collector off while chunks are parsed, mapped and stored.
 
     A chunk of 1,000 Bundle lines is ~700k dicts, lists and strings alive at once: with the
     collector on, its generation scans over them cost 3-4x the parsing itself (measured: 2.0 s vs
-    0.55 s for 4,000 lines). JSON makes no reference cycles, so reference counting frees the chunk
-    when it is dropped; the collector is back on (if it was) for whatever comes next.
+    0.55 s for 4,000 lines). JSON makes no reference cycles, so reference counting frees each
+    chunk when it is dropped; the collector is back on (if it was) when the import is done. It
+    stays off across chunks: with two of them in flight there is no moment without one alive.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -163,173 +201,77 @@ def _chunks(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tupl
         yield chunk
 
 
-def _import_chunk(
-    ingest: FhirIngest, channel: Channel, sender: Sender, chunk, name, result, validate
-):
-    raw = b"".join(line for _, line in chunk)
-    first, last = chunk[0][0], chunk[-1][0]
-    arrival = Arrival(
-        raw, CHANNEL, sender=sender.credit_code, control_id=f"{name}#{first}-{last}"[-200:],
-        message_type="ndjson", received_at=now(),
-    )  # fmt: skip
-    key = inbox.dedup_key(CHANNEL, sender.credit_code, hashlib.sha256(raw).hexdigest())
-    result.chunks += 1
-    result.lines += len(chunk)
-    with ingest.engine.connect() as conn:
-        taken = inbox.taken_keys(conn, [key])
-    try:
-        if taken:
-            raise _Taken
-        recorded = now()
-        mapped, checked, entries = _columns(ingest, channel, sender, chunk, validate, recorded)
-        plan = fhir_ingest.prepare(channel, entries, atomic=False, validate=validate)
-        with ingest.lock, ingest.engine.begin() as conn:
-            message_id = _store_chunk(conn, arrival, key, sender.institution_id)
-            result.reports += fhir_ingest.write(conn, plan, sender.institution_id, message_id)
-            if len(mapped):
-                result.reports += bulk_store.write(
-                    conn, mapped, checked, sender.institution_id, message_id, recorded
-                )
-            bad = _bad_lines(entries, chunk, name)
-            for err, line_raw in bad:
-                failed = Arrival(line_raw, CHANNEL, sender=sender.credit_code,
-                                 control_id=f"{name}:{err.line}"[-200:], message_type="ndjson-line",
-                                 received_at=now())  # fmt: skip
-                inbox.store_failed(conn, failed, str(err), None, "4x")
-            if bad:
-                inbox.mark(conn, message_id, "processed", ack_code="2x",
-                           error=f"{len(bad)} of {len(chunk)} lines failed",
-                           institution_id=sender.institution_id)  # fmt: skip
-        result.errors += [err for err, _ in bad]
-        result.patients += sum(1 for e in entries if (e.location or "").startswith("Patient/"))
-    except _Taken:  # imported before (or by another import meanwhile): recorded, not applied
-        with ingest.lock, ingest.engine.begin() as conn:
-            inbox.store_duplicate(conn, arrival, inbox.by_key(conn, key))
-        result.duplicate_chunks += 1
-    except Exception as exc:  # the chunk as a whole could not be stored: kept, to re-process
-        message = exc.message if isinstance(exc, RhipError) else exc.__class__.__name__
-        message_id = ingest.admit(arrival, key)
-        if message_id is not None:
-            with ingest.lock, ingest.engine.begin() as conn:
-                inbox.mark(conn, message_id, "failed", count_attempt=True, ack_code="5x",
-                           error=f"chunk not applied: {message}")  # fmt: skip
-        result.errors.append(LineError(name, first, f"lines {first}-{last} not applied: {message}"))
+# -- the pipeline --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Pending:
+    key: str
+    future: Future
+    done: Callable
 
 
-class _Taken(Exception):
-    """The chunk's idempotency key is stored already: the chunk is a duplicate."""
-
-
-def _store_chunk(conn: Connection, arrival: Arrival, key: str, institution_id: str) -> int:
-    """The chunk's inbox row, written once with its outcome in the transaction that applies it
-    (a row rewritten by a later status update costs a copy of its raw bytes on SQLite). Lines
-    that fail are noted by ``inbox.mark`` after; a taken key raises ``_Taken``."""
-    values = {**inbox.values_of(arrival), "attempts": 1}
-    stmt = insert(inbox_messages).values(
-        **values, status="processed", dedup_key=key, ack_code="2x",
-        institution_id=institution_id, processed_at=now(),
-    )  # fmt: skip
-    try:  # the first statement of the transaction: nothing else is lost when it fails
-        return conn.execute(stmt.returning(inbox_messages.c.id)).scalar_one()
-    except IntegrityError:
-        raise _Taken from None
-
-
-def _columns(ingest: FhirIngest, channel: Channel, sender: Sender, chunk, validate, recorded):
-    """The chunk's usual lines mapped, resolved and checked as columns (``bulk_map``,
-    ``bulk_store``), and the entries of every other line for ``fhir_ingest.prepare``.
-
-    A report key that a fallback line may also write keeps all its lines on the per-line path,
-    so versions apply in line order as before.
+class _Pipeline:
+    """Stage B of a chunk (its transaction) in a writer thread while the caller runs stage A of
+    the next (parse, map, resolve, check): psycopg and sqlite3 release the GIL while the server
+    or the engine works, so the two overlap. Chunks are written one at a time in submission
+    order, and ``submit`` waits for the chunk before: at most one in flight (depth 1), so a
+    chunk's outcome (inbox row included) is stored before ``done`` reports it.
     """
-    if validate is not bulk_check.check:  # "full" validation: the R4B models, line by line
-        return bulk_map.Mapped(fallback=list(chunk)), None, parse_chunk(chunk)
-    mapped = bulk_map.map_chunk(chunk, _loads)
-    entries = parse_chunk(mapped.fallback)
-    parsed = len(mapped.fallback)
-    if len(mapped):
-        mapped.drop(_entangled(mapped, entries))
-    checked = None
-    if len(mapped):
-        bulk_store.resolve(channel, mapped)
-    if len(mapped):
-        with ingest.engine.connect() as conn:
-            checked = bulk_store.check(conn, sender.institution_id, mapped, recorded)
-    if len(mapped.fallback) != parsed:  # lines sent back by the steps above
-        entries = parse_chunk(mapped.fallback)
-    return mapped, checked, entries
+
+    def __init__(self) -> None:
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ndjson-writer")
+        self._pending: _Pending | None = None
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        pending, self._pending = self._pending, None
+        self._writer.shutdown(wait=True)  # a chunk in flight ends its transaction either way
+        if pending is None:
+            return
+        if exc is None:
+            pending.done(pending.future.result())
+        elif pending.future.exception() is not None:
+            exc.add_note(f"and writing the chunk before failed: {pending.future.exception()!r}")
+
+    def submit(self, key: str, write: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Write a chunk once the one before is written; ``done(outcome)`` runs in the caller's
+        thread. A write that raises (its failure could not even be recorded) stops the import:
+        the exception is raised here or on leaving the ``with``."""
+        self.drain()
+        self._pending = _Pending(key, self._writer.submit(write), done)
+
+    def drain(self) -> bool:
+        """Wait for the chunk in flight; whether there was one."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return False
+        pending.done(pending.future.result())
+        return True
+
+    def writing(self, key: str) -> bool:
+        return self._pending is not None and self._pending.key == key
 
 
-_REFERENCE = re.compile(rb'"reference"\s*:\s*"([^"]*)"')
+@dataclass
+class _Settled:
+    """MPI look-ups for stage A as the sequential import sees them: a patient not found while a
+    chunk is in flight is asked for again once it is written, so a miss is a real one."""
 
+    lookup: PatientLookup
+    pipeline: _Pipeline
 
-def _entangled(mapped: bulk_map.Mapped, entries: list[Entry]) -> set[int]:
-    """Mapped lines the per-line path would tie to another line of the chunk: local references
-    resolve chunk-wide (a shared fullUrl, a subject naming another line's entry), and a report
-    key a fallback line may also write must keep its lines' order."""
-    rep = mapped.reports
-    index = fhir_ingest._index(entries)
-    refs: set[str] = set()
-    for _, raw in mapped.fallback:
-        for ref in _REFERENCE.findall(raw):
-            text = ref.decode("utf-8", "replace")
-            refs.update((text, "/".join(text.split("/")[-2:])))
-    seen = collections.Counter(u for urls in mapped.urls.values() for u in urls)
-    keys = _possible_keys(entries) if entries else set()
-    out = set()
-    for k, line in enumerate(rep["line"]):
-        urls = mapped.urls[line]
-        subject = fhir_ingest.local(index, rep["patient_ref"][k])
-        shared = any(seen[u] > 1 or u in index or u in refs for u in urls)
-        if shared or subject is not None or rep["key"][k][:200] in keys:
-            out.add(k)
-    return out
+    def by_identifier(self, conn: Connection, system: str | None, value: str) -> list[str]:
+        found = self.lookup.by_identifier(conn, system, value)
+        if not found and self.pipeline.drain():
+            found = self.lookup.by_identifier(conn, system, value)
+        return found
 
-
-def _possible_keys(entries: list[Entry]) -> set[str]:
-    """Report keys the per-line path could write for these entries (a superset)."""
-    out = set()
-    for e in entries:
-        r = e.resource
-        if isinstance(r, dict) and r.get("resourceType") in ("DiagnosticReport", "Observation"):
-            try:
-                placer, filler = fhir_map._numbers(r, "")
-            except (RhipError, TypeError, AttributeError, KeyError):
-                continue
-            out.add((f"filler:{filler}" if filler else f"placer:{placer}")[:200])
-    return out
-
-
-def parse_chunk(chunk: list[tuple[int, bytes]]) -> list[Entry]:
-    """Entries of a chunk's lines; the line number is each entry's unit."""
-    entries: list[Entry] = []
-    for n, raw in chunk:
-        text = raw.strip()
-        if not text:
-            continue
-        try:
-            data = _loads(text)
-        except _JSONError as exc:
-            entries.append(Entry("line", None, n, error=FhirMalformed(f"not valid JSON: {exc}")))
-            continue
-        if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-            for i, item in enumerate(data.get("entry") or []):
-                item = item if isinstance(item, dict) else {}
-                entries.append(Entry(f"Bundle.entry[{i}].resource", item.get("resource"), n,
-                                     item.get("fullUrl")))  # fmt: skip
-            continue
-        kind = data.get("resourceType") if isinstance(data, dict) else None
-        entries.append(Entry(str(kind or "line"), data, n))
-    return entries
-
-
-def _bad_lines(entries: list[Entry], chunk, name: str) -> list[tuple[LineError, bytes]]:
-    raw_by_line = dict(chunk)
-    out: dict[int, LineError] = {}
-    for e in entries:
-        if e.error is not None and e.unit not in out:
-            out[e.unit] = LineError(name, e.unit, e.error.message)
-    return [(err, raw_by_line[line]) for line, err in sorted(out.items())]
+    def by_id(self, conn: Connection, person_id: str) -> str | None:
+        found = self.lookup.by_id(conn, person_id)
+        if found is None and self.pipeline.drain():
+            found = self.lookup.by_id(conn, person_id)
+        return found
 
 
 def _default_vault() -> IdentifierVault:
@@ -353,35 +295,35 @@ def ingest(
     from rhip.store import make_engine, upgrade
 
     console = Console(soft_wrap=True)
+    for path in files:  # all of them before any is imported
+        if not path.is_file():
+            console.print(f"[red]{path}: no such file[/]")
+            raise typer.Exit(2)
     settings = Settings()
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     vault = IdentifierVault(settings.secret_key)
-    failed = 0
-    for path in files:
-        if not path.is_file():
-            console.print(f"[red]{path}: no such file[/]")
-            raise typer.Exit(2)
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-            TimeRemainingColumn(), console=console,
-        ) as bar:  # fmt: skip
-            task = bar.add_task(path.name, total=path.stat().st_size)
-            try:
-                result = import_file(
-                    engine, path, sender, functools.partial(bar.advance, task), vault=vault
-                )
-            except RhipError as exc:
-                console.print(f"[red]{path}: {exc.message}[/]")
-                raise typer.Exit(2) from None
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+        tasks = [bar.add_task(p.name, total=p.stat().st_size) for p in files]
+        try:
+            results = import_files(
+                engine, [(p, sender) for p in files], lambda i, n: bar.advance(tasks[i], n),
+                vault=vault,
+            )  # fmt: skip
+        except RhipError as exc:
+            console.print(f"[red]{exc.message}[/]")
+            raise typer.Exit(2) from None
+    for path, result in zip(files, results, strict=True):
         for err in result.errors:
             console.print(f"[red]{err}[/]")
-        failed += len(result.errors)
         console.print(
             f"{path.name}: {result.lines} lines, {result.reports} reports, "
             f"{result.patients} patients, "
             f"{result.duplicate_chunks}/{result.chunks} chunks already imported, "
             f"{len(result.errors)} errors, {result.seconds} s"
         )
-    if failed:
+    if any(result.errors for result in results):
         raise typer.Exit(1)

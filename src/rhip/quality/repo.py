@@ -26,7 +26,7 @@ _RULE_TAG = re.compile(r"\[([a-z_]+\.[a-z_]+)\]")
 
 
 def insert_findings(conn: Connection, rows: Sequence[tuple]) -> int:
-    return bulk_insert(conn, quality_findings, list(rows), FINDING_COLUMNS)
+    return bulk_insert(conn, quality_findings, list(rows), FINDING_COLUMNS, binary=True)
 
 
 def add_daily(conn: Connection, institution_id: str, day: dt.date, counts: Mapping[str, Any]):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from rhip.exchange.ndjson import import_file
+from rhip.exchange.ndjson import import_files
 from rhip.kernel.crypto import IdentifierVault
 from rhip.kernel.settings import Settings
 from rhip.synth.reports import generate_reports
@@ -45,9 +45,12 @@ def ingest_reports(
     summary = StreamSummary(messages=len(reports_df), files=files)
     vault = IdentifierVault(settings.secret_key)
     paths = sorted(files["ndjson"].glob("*.ndjson"))
-    for done, path in enumerate(paths, 1):
-        result = import_file(engine, path, sender=path.stem, vault=vault)
+    # one pipelined import of every institution's file (each file's sender is its name)
+    results = import_files(
+        engine, [(path, path.stem) for path in paths],
+        lambda index, _size: report("reports", index + 1, len(paths)), vault=vault,
+    )  # fmt: skip
+    for result in results:
         summary.stored += result.reports
         summary.failed_lines += len(result.errors)
-        report("reports", done, len(paths))
     return summary
