@@ -129,6 +129,30 @@ def test_binary_bulk_insert_writes_what_text_copy_writes(engine: Engine) -> None
 
 
 @pytest.mark.postgres
+def test_bulk_written_instants_compare_as_sqlalchemy_writes_them(engine: Engine) -> None:
+    """An instant on a whole second is found by ``>=`` and ``==`` on itself: on SQLite the
+    bulk path stores the text SQLAlchemy binds (``2024-03-01 02:30:00.000000``), not the
+    sqlite3 adapter's shorter ``2024-03-01 02:30:00``, which compares as smaller; other
+    offsets are stored as UTC."""
+    cst = dt.timezone(dt.timedelta(hours=8))
+    at = dt.datetime(2024, 3, 1, 10, 30, tzinfo=cst)  # 02:30 UTC
+    cols = ["id", "credit_code", "name", "type", "district_code", "connection_status", "feeds",
+            "functions", "allow_cidrs", "created_at", "updated_at"]  # fmt: skip
+    row = ("org-1", "91440300MA5ABCDE1H", "医院", "clinic", "440304", "connected", "{}", "{}", "",
+           at, at.astimezone(dt.UTC))  # fmt: skip
+    with engine.begin() as conn:
+        bulk_insert(conn, districts, [("440304", "福田区")], ["code", "name"])
+        bulk_insert(conn, institutions, [row], cols)
+    c = institutions.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(c.id).where(c.created_at >= at, c.created_at == at, c.updated_at <= at)
+        ).all()
+        stored = conn.execute(select(c.created_at)).scalar_one()
+    assert found == [("org-1",)] and stored == at and stored.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.postgres
 def test_binary_bulk_insert_refuses_a_value_of_the_wrong_type_and_writes_nothing(engine):
     """PostgreSQL's binary COPY does not let the server parse text: a number given as text
     raises, and the transaction keeps nothing of the call. (SQLite's executemany has no binary

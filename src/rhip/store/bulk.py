@@ -91,21 +91,42 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _utc_naive(v: Any) -> Any:
-    if isinstance(v, dt.datetime) and v.tzinfo is not None:
-        return v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v
-
-
 def _executemany(conn: Connection, table: Table, columns: Sequence[str], data: list) -> int:
+    """SQLite: one executemany; UTC instants bound as the text SQLAlchemy binds them."""
     tz_cols = [i for i, c in enumerate(columns) if _is_utc(table, c)]
     if tz_cols:
-        data = [tuple(_utc_naive(v) if i in tz_cols else v for i, v in enumerate(r)) for r in data]
+        texts = _UtcTexts()
+        data = [_with_utc_texts(row, tz_cols, texts) for row in data]
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     raw = conn.connection.driver_connection
     raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', data)
     return len(data)
+
+
+class _UtcTexts(dict):
+    """Aware datetime → the UTC text SQLAlchemy's SQLite ``DateTime`` stores
+    (``2024-03-01 02:30:00.000000``, always six digits of microseconds, so stored instants
+    compare as text the way SQLAlchemy binds them), each distinct value converted once: the
+    observations of a report share their times. Naive datetimes are refused, as ``UTCDateTime``
+    refuses them."""
+
+    def __missing__(self, v: Any) -> Any:
+        if isinstance(v, dt.datetime):
+            if v.tzinfo is None:
+                raise ValueError("naive datetime given for a UTCDateTime column")
+            text = v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        else:
+            text = v  # None, or already text
+        self[v] = text
+        return text
+
+
+def _with_utc_texts(row: Sequence[Any], columns: list[int], texts: _UtcTexts) -> list[Any]:
+    out = list(row)
+    for i in columns:
+        out[i] = texts[out[i]]
+    return out
 
 
 def _copy(conn: Connection, table: Table, columns: Sequence[str], data: list, binary: bool):
