@@ -173,3 +173,23 @@ def test_invalid_resident_id_is_refused_and_nothing_written(
         service.register(engine, vault, bad)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(registrations)).scalar_one() == 0
+
+
+@pytest.mark.postgres
+def test_person_of_mrn_answers_as_register_does_for_a_known_mrn(
+    engine: Engine, vault: IdentifierVault
+) -> None:
+    """The ingest shortcut for a patient the sender registered before: the MRN's golden person,
+    the same ``register`` returns for that MRN, and after a merge the surviving person."""
+    a = service.register(engine, vault, reg(MRN_A, "A1", rid=True))
+    b = service.register(engine, vault, reg(MRN_B, "B1", name="李娜", phone="13700000000",
+                                            birth_date=dt.date(1990, 1, 2)))  # fmt: skip
+    with engine.connect() as conn:
+        assert service.person_of_mrn(conn, MRN_A, "A1") == a.person_id
+        assert service.person_of_mrn(conn, MRN_A, "B1") is None  # another institution's number
+        assert service.person_of_mrn(conn, MRN_B, "nobody") is None
+    again = service.register(engine, vault, reg(MRN_A, "A1", name="别名"))
+    assert (again.outcome, again.person_id) == ("existing", a.person_id)
+    linkage.merge(engine, a.person_id, b.person_id, reason="same person", actor="tester")
+    with engine.connect() as conn:
+        assert service.person_of_mrn(conn, MRN_B, "B1") == a.person_id

@@ -165,6 +165,11 @@ def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
                 location=Location("PID", 1, 3),
                 hl7_code=INTERNAL_ERROR,
             ) from None
+        # the usual case, a patient the sender registered before: its MRN names the golden
+        # person, read on the message's connection (what ``register`` answers for a known MRN)
+        mrn = next((i for i in reg.identifiers if i.system.startswith(systems.MRN_PREFIX)), None)
+        if mrn is not None and (known := service.person_of_mrn(conn, mrn.system, mrn.value)):
+            return known
         create = schemas.RegistrationCreate(
             identifiers=[
                 schemas.Identifier(system=i.system, value=i.value) for i in reg.identifiers

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from rhip.identity import intake, repo, writer
 from rhip.identity.matcher import REVIEW, OnlineMatcher
@@ -147,6 +147,19 @@ def _primed(conn, vault: IdentifierVault, reg: RegistrationCreate):
         else (OnlineMatcher(params), [], [])
     )
     return batch, matcher, person_ids, reg_ids
+
+
+def person_of_mrn(conn: Connection, system: str, mrn: str) -> str | None:
+    """The golden person of the registration stored under an institution's MRN (``system`` is
+    ``systems.mrn_system(credit code)``), on the caller's connection; None if none is stored.
+    ``register``'s answer for a known MRN, without a connection of its own."""
+    return conn.execute(_PERSON_OF_MRN, {"system": system, "mrn": mrn}).scalar()
+
+
+# built once: ingest asks it for every message (a statement built per call costs ~0.2 ms)
+_PERSON_OF_MRN = select(registrations.c.person_id).where(
+    registrations.c.mrn_system == bindparam("system"), registrations.c.mrn == bindparam("mrn")
+)
 
 
 def register(engine: Engine, vault: IdentifierVault, reg: RegistrationCreate) -> RegistrationResult:
