@@ -128,3 +128,32 @@ def test_a_chunk_key_taken_meanwhile_is_a_duplicate(engine: Engine, sender_id) -
     with pytest.raises(ndjson_chunk._Taken), engine.begin() as conn:
         ndjson_chunk._store_chunk(conn, arrival, key, sender_id)
     assert total(engine, inbox_messages) == 1
+
+
+@pytest.mark.postgres
+def test_a_line_the_quality_rules_refuse_names_fhir_elements_and_counts(
+    engine: Engine, sender_id: str, tmp_path
+) -> None:
+    """A line refused by a quality rule: its error names the FHIR elements, its failed inbox row
+    belongs to the sending institution, and the institution's scorecard counts the rejection."""
+    import datetime as dt
+
+    from rhip.kernel.clock import CST
+    from rhip.quality import repo
+
+    rows = lines(2)
+    late = json.loads(rows[2])
+    late["issued"] = "2024-03-01T07:00:00+08:00"  # before its collection at 08:00
+    rows[2] = json.dumps(late, ensure_ascii=False)
+    result = ndjson.import_file(engine, write(tmp_path, rows), SENDER, vault=IdentifierVault("t"))
+    assert [e.line for e in result.errors] == [3] and result.reports == 1
+    text = str(result.errors[0])
+    assert "[consistency.issued_after_collected]" in text and "OBR-" not in text
+    assert "DiagnosticReport.issued issue time is before DiagnosticReport.effectiveDateTime" in text
+    (row,) = inbox.list_messages(engine, status="failed")
+    assert row["institution_id"] == sender_id and row["control_id"] == "lab.ndjson:3"
+    today = dt.datetime.now(CST).date()
+    with engine.connect() as conn:
+        assert repo.rejected(conn, sender_id, today, today) == {
+            ("consistency.issued_after_collected", today): 1
+        }

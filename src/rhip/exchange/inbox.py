@@ -177,12 +177,21 @@ def store_received(conn: Connection, arrival: Arrival, key: str | None) -> int:
     ).scalar_one()
 
 
-def store_failed(conn: Connection, arrival: Arrival, error: str, ack: bytes | None, code: str):
-    """Insert a message that failed before it could be processed (refused, truncated)."""
+def store_failed(
+    conn: Connection,
+    arrival: Arrival,
+    error: str,
+    ack: bytes | None,
+    code: str,
+    institution_id: str | None = None,
+):
+    """Insert a message that failed before it could be processed (refused, truncated, a bad
+    NDJSON line); ``institution_id`` when the sender is verified (its scorecard counts it)."""
     return conn.execute(
         insert(inbox_messages)
         .values(
             **_values(arrival),
+            institution_id=institution_id,
             status="failed",
             error=error[:MAX_ERROR],
             ack=ack,

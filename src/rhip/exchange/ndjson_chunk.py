@@ -142,7 +142,7 @@ def _apply(ingest: FhirIngest, chunk: Chunk) -> Outcome:
             failed = Arrival(line_raw, CHANNEL, sender=sender.credit_code,
                              control_id=f"{name}:{err.line}"[-200:], message_type="ndjson-line",
                              received_at=now())  # fmt: skip
-            inbox.store_failed(conn, failed, str(err), None, "4x")
+            inbox.store_failed(conn, failed, str(err), None, "4x", sender.institution_id)
         if bad:
             inbox.mark(conn, message_id, "processed", ack_code="2x",
                        error=f"{len(bad)} of {len(chunk.lines)} lines failed",
