@@ -153,11 +153,13 @@ def person_of_mrn(conn: Connection, system: str, mrn: str) -> str | None:
     """The golden person of the registration stored under an institution's MRN (``system`` is
     ``systems.mrn_system(credit code)``), on the caller's connection; None if none is stored.
     ``register``'s answer for a known MRN, without a connection of its own."""
-    return conn.execute(_PERSON_OF_MRN, {"system": system, "mrn": mrn}).scalar()
+    found = conn.execute(_BY_MRN, {"system": system, "mrn": mrn}).first()
+    return found[1] if found else None
 
 
-# built once: ingest asks it for every message (a statement built per call costs ~0.2 ms)
-_PERSON_OF_MRN = select(registrations.c.person_id).where(
+# (registration id, person id) by MRN, built once: ingest asks it for every message (a statement
+# built per call costs ~0.2 ms)
+_BY_MRN = select(registrations.c.id, registrations.c.person_id).where(
     registrations.c.mrn_system == bindparam("system"), registrations.c.mrn == bindparam("mrn")
 )
 
@@ -168,10 +170,7 @@ def register(engine: Engine, vault: IdentifierVault, reg: RegistrationCreate) ->
     with engine.connect() as conn:
         if mrn:
             found = conn.execute(
-                select(registrations.c.id, registrations.c.person_id).where(
-                    registrations.c.mrn_system == systems.mrn_system(mrn[0]),
-                    registrations.c.mrn == mrn[1],
-                )
+                _BY_MRN, {"system": systems.mrn_system(mrn[0]), "mrn": mrn[1]}
             ).first()
             if found:
                 return RegistrationResult(
