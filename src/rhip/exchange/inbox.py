@@ -177,6 +177,20 @@ def store_received(conn: Connection, arrival: Arrival, key: str | None) -> int:
     ).scalar_one()
 
 
+def store_processed(
+    conn: Connection, arrival: Arrival, key: str, institution_id: str, ack_code: str
+) -> int:
+    """Insert a message with its outcome, in the transaction that applies it: its raw bytes are
+    written once (a later status update would copy them again, on SQLite the whole row). A taken
+    ``key`` (a duplicate) raises IntegrityError, as ``store_received`` does."""
+    values = {
+        **_values(arrival), "attempts": 1, "status": "processed", "dedup_key": key,
+        "ack_code": ack_code, "institution_id": institution_id, "processed_at": now(),
+    }  # fmt: skip
+    stmt = insert(inbox_messages).values(**values).returning(inbox_messages.c.id)
+    return conn.execute(stmt).scalar_one()
+
+
 def store_failed(
     conn: Connection,
     arrival: Arrival,

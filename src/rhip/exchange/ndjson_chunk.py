@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 try:  # orjson parses these lines ~4x faster than the standard library; optional
@@ -34,7 +34,6 @@ from rhip.exchange.fhir_bundle import FhirIngest
 from rhip.exchange.fhir_ingest import Channel, Entry, Plan
 from rhip.exchange.fhir_validate import FhirMalformed
 from rhip.exchange.inbox import Arrival
-from rhip.exchange.models import inbox_messages
 from rhip.exchange.senders import Sender
 from rhip.kernel.clock import now
 from rhip.kernel.errors import RhipError
@@ -176,16 +175,11 @@ class _Taken(Exception):
 
 
 def _store_chunk(conn: Connection, arrival: Arrival, key: str, institution_id: str) -> int:
-    """The chunk's inbox row, written once with its outcome in the transaction that applies it
-    (a row rewritten by a later status update costs a copy of its raw bytes on SQLite). Lines
-    that fail are noted by ``inbox.mark`` after; a taken key raises ``_Taken``."""
-    values = {**inbox.values_of(arrival), "attempts": 1}
-    stmt = insert(inbox_messages).values(
-        **values, status="processed", dedup_key=key, ack_code="2x",
-        institution_id=institution_id, processed_at=now(),
-    )  # fmt: skip
-    try:  # the first statement of the transaction: nothing else is lost when it fails
-        return conn.execute(stmt.returning(inbox_messages.c.id)).scalar_one()
+    """The chunk's inbox row, written once with its outcome (``inbox.store_processed``) as the
+    first statement of the transaction that applies it, so nothing else is lost when it fails.
+    Lines that fail are noted by ``inbox.mark`` after; a taken key raises ``_Taken``."""
+    try:
+        return inbox.store_processed(conn, arrival, key, institution_id, ack_code="2x")
     except IntegrityError:
         raise _Taken from None
 
