@@ -18,6 +18,9 @@ from sqlalchemy import Engine, text
 
 from rhip.store import make_engine, upgrade
 
+# shared fixtures beside the test factories (e.g. fast_password_hashing)
+pytest_plugins = ["factories"]
+
 PG_URL = os.environ.get(
     "RHIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

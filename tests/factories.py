@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from rhip.kernel.settings import Settings
-from rhip.security import service, tokens
+from rhip.security import passwords, service, tokens
 from rhip.security.purpose import HEADER as PURPOSE_HEADER
 from rhip.security.schemas import Principal, Role, UserCreate
 
@@ -74,3 +76,13 @@ def make_user(
         ),
     )
     return Principal(made.id, made.username, role, institution_id, patient_id, made.display_name)
+
+
+@pytest.fixture
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters: the real ones (64 MiB, 3 passes) cost ~50 ms a hash, and some
+    suites make and sign in many accounts. What is tested, the argon2id scheme and the
+    verification logic, is the same. A suite's conftest turns it on for all its tests."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
+    monkeypatch.setattr(passwords, "_DUMMY", cheap.hash("rhip: no such user"))

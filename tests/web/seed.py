@@ -15,6 +15,9 @@ import numpy as np
 from sqlalchemy import Engine, inspect, select
 
 from rhip.exchange.models import observations, reports
+from rhip.exchange.reports import OBSERVATION_COLUMNS as STORED_OBSERVATION_COLUMNS
+from rhip.exchange.reports import REPORT_COLUMNS
+from rhip.exchange.terminology import STD_COLUMNS
 from rhip.identity.models import persons
 from rhip.kernel.clock import today_cst
 from rhip.registry.models import institutions
@@ -41,16 +44,8 @@ EXAMS = [
     ("US-ABD", "腹部超声", "肝脏大小正常，回声稍增强；胆囊壁光滑。", "脂肪肝（轻度）。"),
     ("ECG", "常规心电图", "窦性心律，心率 72 次/分，ST-T 未见异常。", "正常心电图。"),
 ]  # fmt: skip
-REPORT_COLUMNS = (
-    "id", "report_key", "version", "current", "patient_id", "institution_id", "kind",
-    "code_system", "code", "display", "status", "placer_number", "filler_number", "specimen",
-    "findings", "conclusion", "collected_at", "issued_at", "inbox_id", "recorded_at",
-)  # fmt: skip
-OBSERVATION_COLUMNS = (
-    "report_id", "patient_id", "seq", "code_system", "code", "display", "value_type",
-    "value_num", "comparator", "value_text", "value_code", "unit", "reference_range",
-    "abnormal_flag", "status", "observed_at",
-)  # fmt: skip
+# the seed leaves the standardised (terminology) columns empty
+OBSERVATION_COLUMNS = tuple(c for c in STORED_OBSERVATION_COLUMNS if c not in STD_COLUMNS)
 SENDING_TYPES = ("public_hospital", "private_hospital", "lab", "chc", "maternal_child")
 
 

@@ -37,8 +37,12 @@ from rhip.exchange.errors import (
 )
 from rhip.exchange.hl7v2 import Seg, V2Message
 from rhip.exchange.models import inbox_messages
-from rhip.exchange.patients import PatientRegistration, registration_from_pid
-from rhip.identity import linkage, schemas, service
+from rhip.exchange.patients import (
+    PatientRegistration,
+    registration_create,
+    registration_from_pid,
+)
+from rhip.identity import linkage, service
 from rhip.identity.models import registrations
 from rhip.identity.update import update_registration
 from rhip.kernel import systems
@@ -174,21 +178,9 @@ def _require_mrn(reg: PatientRegistration, pid: Seg) -> None:
         )
 
 
-def _create(reg: PatientRegistration) -> schemas.RegistrationCreate:
-    return schemas.RegistrationCreate(
-        identifiers=[schemas.Identifier(system=i.system, value=i.value) for i in reg.identifiers],
-        name=reg.name or None,
-        gender=reg.gender,
-        birth_date=reg.birth_date,
-        phone=reg.phone or None,
-        address=reg.address or None,
-        institution_id=reg.source.institution_id,
-    )
-
-
 def _upsert(engine: Engine, vault: IdentifierVault, reg: PatientRegistration, pid: Seg) -> str:
     """Update the registration of a known MRN, else register; the golden id."""
-    create = _create(reg)
+    create = registration_create(reg)
     try:
         if create.mrn() is not None:
             try:
@@ -203,7 +195,7 @@ def _upsert(engine: Engine, vault: IdentifierVault, reg: PatientRegistration, pi
 def _golden(engine: Engine, vault: IdentifierVault, reg: PatientRegistration, pid: Seg) -> str:
     """The golden record of the surviving MRN (registered from the PID if not yet known)."""
     try:
-        return service.register(engine, vault, _create(reg)).person_id
+        return service.register(engine, vault, registration_create(reg)).person_id
     except RhipError as exc:
         raise _at(exc, pid.loc(3)) from None
 

@@ -84,14 +84,7 @@ def check_resource(resource: Any, path: str) -> dict[str, Any]:
 
     Returns the resource (the JSON as sent: rhip maps the dict, not the model).
     """
-    if not isinstance(resource, dict):
-        raise FhirMalformed(f"{path} must be a JSON object (a FHIR resource)", expression=path)
-    kind = resource.get("resourceType")
-    if kind not in ACCEPTED:
-        raise FhirNotSupported(
-            f"{path}.resourceType {kind!r} is not accepted here; one of {', '.join(ACCEPTED)}",
-            expression=f"{path}.resourceType",
-        )
+    kind = _accepted_kind(resource, path)
     try:
         resource_class(kind).model_validate(resource)
     except ValidationError as exc:
@@ -273,9 +266,8 @@ def _contained(value: Any, path: str) -> None:
     SHAPES[kind](value, path)
 
 
-def check_structure(resource: Any, path: str) -> dict[str, Any]:
-    """``check_resource``'s fast twin for bulk import: the type (and value set) of every element
-    rhip reads, including contained resources; the error names the element's path."""
+def _accepted_kind(resource: Any, path: str) -> str:
+    """The resource's type, if it is an object of a type rhip accepts; else the 4xx saying why."""
     if not isinstance(resource, dict):
         raise FhirMalformed(f"{path} must be a JSON object (a FHIR resource)", expression=path)
     kind = resource.get("resourceType")
@@ -284,6 +276,13 @@ def check_structure(resource: Any, path: str) -> dict[str, Any]:
             f"{path}.resourceType {kind!r} is not accepted here; one of {', '.join(ACCEPTED)}",
             expression=f"{path}.resourceType",
         )
+    return kind
+
+
+def check_structure(resource: Any, path: str) -> dict[str, Any]:
+    """``check_resource``'s fast twin for bulk import: the type (and value set) of every element
+    rhip reads, including contained resources; the error names the element's path."""
+    kind = _accepted_kind(resource, path)
     SHAPES[kind](resource, path)
     contained = resource.get("contained")
     if contained is not None:

@@ -149,6 +149,21 @@ def describe(reg: PatientRegistration) -> str:
     return ", ".join(parts)
 
 
+def registration_create(reg: PatientRegistration):
+    """``reg`` as the MPI takes it (``rhip.identity.schemas.RegistrationCreate``)."""
+    from rhip.identity import schemas  # at call time: parsing needs no MPI (see mpi_resolver)
+
+    return schemas.RegistrationCreate(
+        identifiers=[schemas.Identifier(system=i.system, value=i.value) for i in reg.identifiers],
+        name=reg.name or None,
+        gender=reg.gender,
+        birth_date=reg.birth_date,
+        phone=reg.phone or None,
+        address=reg.address or None,
+        institution_id=reg.source.institution_id,
+    )
+
+
 def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
     """A resolver through the master patient index (``rhip.identity.service.register``).
 
@@ -158,7 +173,7 @@ def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
 
     def resolve(conn: Connection, reg: PatientRegistration) -> str:
         try:  # imported here: the MPI is optional for parsing and for tests with a stub
-            from rhip.identity import schemas, service
+            from rhip.identity import service
         except ImportError:
             raise V2Error(
                 "the master patient index is not available to resolve the patient",
@@ -170,18 +185,7 @@ def mpi_resolver(vault: IdentifierVault) -> PatientResolver:
         mrn = next((i for i in reg.identifiers if i.system.startswith(systems.MRN_PREFIX)), None)
         if mrn is not None and (known := service.person_of_mrn(conn, mrn.system, mrn.value)):
             return known
-        create = schemas.RegistrationCreate(
-            identifiers=[
-                schemas.Identifier(system=i.system, value=i.value) for i in reg.identifiers
-            ],
-            name=reg.name or None,
-            gender=reg.gender,
-            birth_date=reg.birth_date,
-            phone=reg.phone or None,
-            address=reg.address or None,
-            institution_id=reg.source.institution_id,
-        )
-        return service.register(conn.engine, vault, create).person_id
+        return service.register(conn.engine, vault, registration_create(reg)).person_id
 
     resolve.vault = vault  # type: ignore[attr-defined]  # ADT update/merge hash with it
     return resolve

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -12,19 +11,8 @@ from rhip.exchange.ingest import RetryResult, V2Ingest
 from rhip.exchange.patients import PatientResolver
 from rhip.kernel.crypto import IdentifierVault
 
-
-def list_inbox(
-    engine: Engine,
-    *,
-    status: str | None = None,
-    sender: str | None = None,
-    limit: int = 100,
-    before_id: int | None = None,
-) -> list[dict[str, Any]]:
-    """Inbox messages newest first, without their bytes (``status='failed'``: what needs work)."""
-    return inbox.list_messages(
-        engine, status=status, sender=sender, limit=limit, before_id=before_id
-    )
+# inbox messages newest first, without their bytes (``status='failed'``: what needs work)
+list_inbox = inbox.list_messages
 
 
 def retry(
