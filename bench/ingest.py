@@ -1,8 +1,8 @@
 """Benchmark of report ingest: bulk NDJSON and MLLP beside a raw baseline, on the same reports.
 
     .venv/bin/python bench/ingest.py [--reports 20000] [--messages 20000] [--residents 3000]
-        [--seed 1] [--repeat 3] [--connections 4] [--resolver mpi|stub] [--pg URL] [--skip-bulk]
-        [--mllp-only] [--bulk-only]
+        [--seed 1] [--repeat 3] [--connections 4] [--processes 2] [--resolver mpi|stub] [--pg URL]
+        [--skip-bulk] [--mllp-only] [--bulk-only]
 
 Creates its own databases (a temp SQLite file; a fresh PostgreSQL database, dropped afterwards),
 synthesizes the city, residents and MPI registrations (``rhip.synth.service.synthesize``), and
@@ -14,8 +14,9 @@ institutions. Then, per database:
   them) — the baseline;
 * ``bulk``: the NDJSON import of one file per institution (``rhip.exchange.ndjson.import_files``,
   one pipelined import as ``rhip ingest FILE…`` runs it);
-* ``mllp`` (PostgreSQL): the listener as a subprocess, ``--connections`` senders each waiting for
-  its ACK (sent only after the message's commit) before the next message.
+* ``mllp`` (PostgreSQL): the listener as a subprocess with ``--processes`` worker processes
+  (``rhip serve --mllp-processes``; default 2, one per core here), ``--connections`` senders
+  each waiting for its ACK (sent only after the message's commit) before the next message.
 
 Each path runs ``--repeat`` times (raw and bulk interleaved) and the best run is reported: this
 machine's speed drifts between runs. ``--resolver`` applies to the MLLP path; bulk lines resolve
@@ -144,7 +145,7 @@ def run_bulk(engine: Engine, settings: Settings, folder: Path) -> float:
 def run_mllp(url: str, messages: list[bytes], args) -> tuple[float, int]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
     cmd = [sys.executable, "-m", "rhip.exchange.mllp", "--db", url, "--port", "0",
-           "--workers", str(args.workers)]  # fmt: skip
+           "--workers", str(args.workers), "--processes", str(args.processes)]  # fmt: skip
     if args.resolver == "stub":
         cmd += ["--resolver", "ingest:stub_resolver"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
@@ -206,7 +207,10 @@ def bench_db(name: str, url: str, args, tmp: Path, lines: list[str]) -> None:
         for _ in range(args.repeat):
             seconds, accepted = run_mllp(url, sent, args)
             clear(engine)
-            print(f"  mllp {len(sent)} messages, {accepted} AA, {seconds:.2f} s")
+            print(
+                f"  mllp {len(sent)} messages, {accepted} AA, {seconds:.2f} s "
+                f"({args.processes} processes, {args.connections} connections)"
+            )
             runs.append((accepted / seconds, accepted, seconds))
         _, accepted, seconds = max(runs)
         lines.append(result("mllp", name, accepted, m_sent * accepted // len(sent), seconds))
@@ -222,6 +226,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each path; best is kept")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="MLLP batches committed at once")
+    parser.add_argument("--processes", type=int, default=2, help="MLLP worker processes")
     parser.add_argument("--resolver", choices=["mpi", "stub"], default="mpi")
     parser.add_argument("--pg", default=PG, help="PostgreSQL admin URL")
     parser.add_argument("--skip-bulk", action="store_true")

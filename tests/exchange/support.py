@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert
 
@@ -106,3 +110,16 @@ def ack_fields(ack: bytes, encoding: str = "utf-8") -> dict[str, list[str]]:
     for line in filter(None, text.split("\r")):
         out.setdefault(line[:3], line.split(fs))
     return out
+
+
+def start_listener(url: str, processes: int = 1, *, stderr=subprocess.DEVNULL):
+    """``python -m rhip.exchange.mllp`` on a free port with the stub resolver: (process, port)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rhip.exchange.mllp", "--db", url, "--port", "0",
+         "--resolver", "exchange.support:resolver", "--processes", str(processes)],
+        stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
+    )  # fmt: skip
+    line = proc.stdout.readline()
+    assert "listening" in line, line
+    return proc, int(line.rsplit(":", 1)[1])

@@ -56,3 +56,39 @@ def test_outcome_rows_skip_a_key_another_transaction_took(engine: Engine, ingest
         conn.commit()
         stored = dict(conn.execute(select(inbox_messages.c.id, inbox_messages.c.dedup_key)).all())
     assert ids[0] not in stored and stored[ids[1]] == "mllp|S|K2" and taken in stored.values()
+
+
+@pytest.mark.postgres
+def test_a_key_taken_during_the_batch_falls_back_and_answers_a_duplicate(
+    engine: Engine, ingest: V2Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipelined write assumes the keys checked at the start of the batch are still free.
+    Another transaction storing one of them meanwhile (here: the same message received on
+    another connection right after the check) makes the batch re-run statement by statement:
+    that message is answered as a duplicate of the other one, its batch-mate is stored, and no
+    report is stored twice."""
+    from rhip.exchange import groupcommit
+
+    if engine.dialect.name != "postgresql":
+        assert ingest.group_commit is False  # SQLite: one message at a time, nothing to race
+        return
+    real = groupcommit._find_duplicates
+    raced = oru("R1", filler="F1")
+
+    def check_then_race(conn, items, *taken):
+        real(conn, items, *taken)
+        if not getattr(check_then_race, "done", False):
+            check_then_race.done = True
+            assert b"MSA|AA|R1" in ingest.receive(raced.encode(), "127.0.0.1")  # own connection
+
+    monkeypatch.setattr(groupcommit, "_find_duplicates", check_then_race)
+    acks = ingest.receive_many([(m.encode(), "127.0.0.1", None)
+                                for m in (raced, oru("R2", filler="F2"))])  # fmt: skip
+    assert [ack_fields(a)["MSA"][1:3] for a in acks] == [["AA", "R1"], ["AA", "R2"]]
+    with engine.connect() as conn:
+        statuses = sorted(
+            conn.execute(select(inbox_messages.c.control_id, inbox_messages.c.status)).all()
+        )
+        keys = sorted(conn.execute(select(reports.c.report_key)).scalars())
+    assert statuses == [("R1", "duplicate"), ("R1", "processed"), ("R2", "processed")]
+    assert len(keys) == 2 and len(set(keys)) == 2

@@ -4,11 +4,9 @@ senders saw acknowledged is stored exactly once (the resends of the rest are app
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,22 +14,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from exchange.support import add_institution, frame, oru
+from exchange.support import add_institution, frame, oru, start_listener
 from rhip.exchange.models import inbox_messages, reports
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _start(url: str) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rhip.exchange.mllp", "--db", url, "--port", "0",
-         "--resolver", "exchange.support:resolver"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-    )  # fmt: skip
-    line = proc.stdout.readline()
-    assert "listening" in line, line
-    return proc, int(line.rsplit(":", 1)[1])
+def _start(url: str, processes: int = 1) -> tuple[subprocess.Popen, int]:
+    return start_listener(url, processes)
 
 
 class Sender(threading.Thread):
@@ -64,11 +54,14 @@ class Sender(threading.Thread):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("processes", [1, 2])
 def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
-    engine: Engine, database_url: str
+    engine: Engine, database_url: str, processes: int
 ) -> None:
+    """With worker processes (PostgreSQL), SIGKILL of the acceptor takes its workers down with
+    it: no worker goes on answering, and what they ACKed was committed."""
     add_institution(engine)
-    proc, port = _start(database_url)
+    proc, port = _start(database_url, processes)
     ports = [port]
     senders = [Sender(f"S{n}", 40, ports) for n in range(3)]
     try:
@@ -79,7 +72,7 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         acked_before = {cid for s in senders for cid in s.acked}
-        proc, ports[0] = _start(database_url)
+        proc, ports[0] = _start(database_url, processes)
         for s in senders:
             s.join(60)
     finally:

@@ -35,8 +35,8 @@ def iid(engine: Engine) -> str:
 
 def test_counts_are_summed_in_memory_and_written_on_flush(engine: Engine, iid: str) -> None:
     tally = ScorecardTally(every=3600)
-    tally.add(DAY, {iid: {"unit.known": _count(10, 9, 1)}})
-    tally.add(DAY, {iid: {"unit.known": _count(5, 5), "value.range": _count(3, 2, 1)}})
+    tally.add(DAY, [(iid, {"unit.known": _count(10, 9, 1)})])
+    tally.add(DAY, [(iid, {"unit.known": _count(5, 5), "value.range": _count(3, 2, 1)})])
     assert not tally.due() and _rows(engine, iid) == {}  # not yet: statistics may lag
     tally.flush(engine)
     tally.flush(engine)  # nothing left: adds nothing twice
@@ -45,11 +45,11 @@ def test_counts_are_summed_in_memory_and_written_on_flush(engine: Engine, iid: s
 
 def test_a_failed_flush_keeps_the_counts_for_the_next(engine: Engine, iid: str, tmp_path) -> None:
     tally = ScorecardTally(every=0)
-    tally.add(DAY, {iid: {"unit.known": _count(4, 4)}})
+    tally.add(DAY, [(iid, {"unit.known": _count(4, 4)})])
     assert tally.due()
     broken = make_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
     with pytest.raises(Exception):  # noqa: B017  # any database error
         tally.flush(broken)
-    tally.add(DAY, {iid: {"unit.known": _count(1, 0)}})
+    tally.add(DAY, [(iid, {"unit.known": _count(1, 0)})])
     tally.flush(engine)
     assert _rows(engine, iid) == {"unit.known": (5, 4, 0, 0)}

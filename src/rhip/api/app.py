@@ -96,8 +96,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings: Settings = app.state.settings
     server = await serve_mllp(
-        app.state.engine, settings.host, settings.mllp_port, vault=app.state.vault
-    )
+        app.state.engine, settings.host, settings.mllp_port, vault=app.state.vault,
+        processes=settings.mllp_processes, secret_key=settings.secret_key,
+    )  # fmt: skip
     app.state.mllp = server
     log.info("MLLP listener on %s:%s", settings.host, settings.mllp_port)
     try:
@@ -105,6 +106,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         server.close()
         await server.wait_closed()
+        server.committer.close()  # the scorecard counts still in memory (workers: stopped)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

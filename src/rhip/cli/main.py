@@ -85,19 +85,23 @@ def serve(
     host: str = typer.Option(None, help="address to bind (default RHIP_HOST or 127.0.0.1)"),
     port: int = typer.Option(None, help="HTTP port (default RHIP_PORT or 8000)"),
     mllp_port: int = typer.Option(None, help="HL7 v2 MLLP port (default 2575; 0 disables)"),
+    mllp_processes: int = typer.Option(
+        None, help="MLLP worker processes, e.g. one per core (PostgreSQL; default 1)"
+    ),
 ) -> None:
     """Run the platform: HTTP (FHIR + REST + pages) and the HL7 v2 MLLP listener."""
     import uvicorn
 
     from rhip.api import create_app
 
-    updates = {
-        k: v for k, v in (("host", host), ("port", port), ("mllp_port", mllp_port)) if v is not None
-    }
+    given = {"host": host, "port": port, "mllp_port": mllp_port, "mllp_processes": mllp_processes}
+    updates = {k: v for k, v in given.items() if v is not None}
     settings = Settings().model_copy(update=updates)
     engine = engine_from_settings(settings)
     url = f"http://{settings.host}:{settings.port}"
     mllp = f"MLLP {settings.host}:{settings.mllp_port}" if settings.mllp_port else "MLLP off"
+    if settings.mllp_port and settings.mllp_processes > 1 and engine.dialect.name == "postgresql":
+        mllp += f" in {settings.mllp_processes} processes"
     console.print(
         f"rhip listening on [bold]{url}/[/] (FHIR base {url}/fhir, {mllp}, "
         f"database {engine.dialect.name})"
@@ -124,7 +128,7 @@ def demo(
     """Generate a synthetic city if the database is empty, then serve it."""
     synth = _load("rhip.synth.cli", "synth")
     synth(residents=residents, seed=seed, reset=False, reports=None)
-    serve(host=host, port=port, mllp_port=mllp_port)
+    serve(host=host, port=port, mllp_port=mllp_port, mllp_processes=None)
 
 
 def main() -> None:

@@ -101,12 +101,23 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
         return set()
     if conn.dialect.name == "postgresql":  # one array parameter: no statement to compile
         with driver_cursor(conn) as cur:
-            cur.execute(_TAKEN_KEYS, [list(keys)])
-            return {r[0] for r in cur.fetchall()}
+            with cur.connection.pipeline():  # a transaction's BEGIN goes in the same round trip
+                send_taken(cur, keys)
+            return read_taken(cur)
     found = conn.execute(
         select(inbox_messages.c.dedup_key).where(inbox_messages.c.dedup_key.in_(list(keys)))
     )
     return set(found.scalars())
+
+
+def send_taken(cur, keys: Sequence[str]) -> None:
+    """``taken_keys`` on a psycopg cursor (PostgreSQL; in a pipeline: queued); the answer is
+    ``read_taken(cur)``."""
+    cur.execute(_TAKEN_KEYS, [list(keys)])
+
+
+def read_taken(cur) -> set[str]:
+    return {r[0] for r in cur.fetchall()}
 
 
 _TAKEN_KEYS = "SELECT dedup_key FROM inbox_messages WHERE dedup_key = ANY(%s::text[])"
@@ -145,14 +156,24 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
     """
     if not rows:
         return set()
-    params = [tuple(row.get(c) for c in _OUTCOME_COLUMNS) for row in rows]
-    written: set[int] = set()
     with driver_cursor(conn) as cur:
-        cur.executemany(_INSERT_OUTCOME, params, returning=True)
-        while True:
-            written.update(r[0] for r in cur.fetchall())
-            if not cur.nextset():
-                return written
+        send_outcomes(cur, rows)
+        return outcomes_written(cur)
+
+
+def send_outcomes(cur, rows: Sequence[dict[str, Any]]) -> None:
+    """``insert_outcomes`` on a psycopg cursor (in a pipeline: queued, not waited for); the ids
+    written are ``outcomes_written(cur)`` once the results are in."""
+    params = [tuple(row.get(c) for c in _OUTCOME_COLUMNS) for row in rows]
+    cur.executemany(_INSERT_OUTCOME, params, returning=True)
+
+
+def outcomes_written(cur) -> set[int]:
+    written: set[int] = set()
+    while True:
+        written.update(r[0] for r in cur.fetchall())
+        if not cur.nextset():
+            return written
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

@@ -132,8 +132,14 @@ class Committer:
         workers: int = 1,
         max_batch: int = MAX_BATCH,
         gather: float = GATHER,
+        *,
+        inline: bool = False,
     ):
         self.ingest = ingest
+        # inline: batches run on the event loop's thread (a worker process that only serves
+        # MLLP: frames that arrive meanwhile wait in the socket for the next batch anyway, and
+        # the hand-over to a thread and back costs more than the loop would do meanwhile)
+        self.inline = inline
         self.max_batch = max_batch
         self.gather = gather
         self.workers = workers if ingest.group_commit else 1
@@ -183,7 +189,10 @@ class Committer:
             self.batches, self.frames = self.batches + 1, self.frames + len(batch)
             frames = [frame for frame, _ in batch]
             try:
-                acks = await loop.run_in_executor(self._pool, self._receive, frames)
+                if self.inline:
+                    acks = self._receive(frames)
+                else:
+                    acks = await loop.run_in_executor(self._pool, self._receive, frames)
             except Exception as exc:  # the database is unreachable: no ACK for any of them
                 acks = None
                 for _, future in batch:
@@ -252,6 +261,24 @@ class Committer:
             log.exception("scorecard flush at shutdown failed: up to a few seconds of counts lost")
 
 
+async def make_ingest(
+    engine: Engine,
+    resolver: PatientResolver | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    vault: IdentifierVault | None = None,
+    scorecard_every: float | None = SCORECARD_EVERY,
+) -> V2Ingest:
+    """The ingest a listener feeds, with the UCUM registry (~1 s of CPU, once per process)
+    built first: a listener that accepts connections runs at full speed from its first message.
+    """
+    ingest = V2Ingest(
+        engine, resolver, vault=vault, max_bytes=max_bytes, scorecard_every=scorecard_every
+    )
+    await asyncio.to_thread(terminology.warm)
+    return ingest
+
+
 async def serve_mllp(
     engine: Engine,
     host: str = "127.0.0.1",
@@ -263,6 +290,9 @@ async def serve_mllp(
     idle_timeout: float | None = 300.0,
     workers: int = 1,
     scorecard_every: float | None = SCORECARD_EVERY,
+    processes: int = 1,
+    resolver_spec: str | None = None,
+    secret_key: str | None = None,
 ) -> asyncio.Server:
     """Start listening (``port`` 0: any free port) and return the server; the caller owns it.
 
@@ -270,15 +300,22 @@ async def serve_mllp(
     ``resolver`` is given. ``workers``: batches committed at once (keep it within the engine's
     connection pool). ``scorecard_every``: seconds between writes of the quality scorecard
     counts (None: in each message's transaction); the server's ``committer.close()`` writes the
-    rest.
+    rest. ``processes`` > 1 (PostgreSQL): that many worker processes behind one acceptor
+    (``rhip.exchange.mllp_workers``), resolving patients with ``resolver_spec``
+    (``module:function``; default the MPI with ``secret_key``).
     """
-    ingest = V2Ingest(
-        engine, resolver, vault=vault, max_bytes=max_bytes, scorecard_every=scorecard_every
+    if processes > 1 and engine.dialect.name == "postgresql":
+        if resolver is not None:
+            raise ValueError("worker processes take a resolver_spec, not a resolver object")
+        return await _pooled(engine, host, port, processes, max_bytes, idle_timeout,
+                             resolver_spec, secret_key)  # fmt: skip
+    if processes > 1:
+        log.info("MLLP on %s: one process (one writer at a time)", engine.dialect.name)
+    resolver = resolver or _load_resolver(resolver_spec)
+    ingest = await make_ingest(
+        engine, resolver, max_bytes, vault=vault, scorecard_every=scorecard_every
     )
     committer = Committer(ingest, workers)
-    # the UCUM registry (~1 s of CPU, once per process) is built before the port opens: a
-    # listener that accepts connections runs at full speed from its first message
-    await asyncio.to_thread(terminology.warm)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve_connection(committer, reader, writer, idle_timeout)
@@ -286,6 +323,16 @@ async def serve_mllp(
     server = await asyncio.start_server(on_connection, host, port)
     server.committer = committer  # type: ignore[attr-defined]  # closed with the loop
     return server
+
+
+async def _pooled(engine, host, port, processes, max_bytes, idle_timeout, spec, secret_key):
+    from rhip.exchange.mllp_workers import PooledServer
+
+    args = ["--max-bytes", str(max_bytes)]
+    args += ["--idle-timeout", str(idle_timeout)] if idle_timeout is not None else []
+    args += ["--resolver", spec] if spec else []
+    url = engine.url.render_as_string(hide_password=False)
+    return await PooledServer.start(url, host, port, processes, args, secret_key=secret_key)
 
 
 async def _serve_connection(
@@ -336,8 +383,8 @@ async def _main(args: argparse.Namespace) -> None:
     if args.migrate:
         upgrade(engine)
     server = await serve_mllp(
-        engine, args.host, args.port,
-        resolver=_load_resolver(args.resolver), max_bytes=args.max_bytes, workers=args.workers,
+        engine, args.host, args.port, resolver_spec=args.resolver, max_bytes=args.max_bytes,
+        workers=args.workers, processes=args.processes,
     )  # fmt: skip
     port = server.sockets[0].getsockname()[1]
     print(f"MLLP listening on {args.host}:{port}", flush=True)
@@ -360,13 +407,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--resolver", help="module:function resolving patients (default: MPI)")
     parser.add_argument("--workers", type=int, default=1, help="batches committed at once")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (PostgreSQL)")
     parser.add_argument("--migrate", action="store_true", help="apply migrations first")
-    args = parser.parse_args(argv)
+    run_logged(_main(parser.parse_args(argv)))
+
+
+def run_logged(main_coroutine) -> None:
+    """A listener program's main: log lines to stderr, run until stopped, no trace on Ctrl-C."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args))
+        asyncio.run(main_coroutine)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ inbox_messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("processed_at", UTCDateTime),
     Index("ix_inbox_messages_status_received", "status", "received_at"),
-    Index("ix_inbox_messages_sender_control", "sender", "control_id"),
     # per-institution arrivals: feed silence (quality) and the scorecard's rejected messages
     Index("ix_inbox_messages_institution_received", "institution_id", "received_at"),
 )
@@ -94,7 +93,6 @@ reports = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     UniqueConstraint("institution_id", "report_key", "version", name="uq_reports_key_version"),
     Index("ix_reports_patient_issued", "patient_id", "issued_at"),
-    Index("ix_reports_inbox", "inbox_id"),
 )
 
 observations = Table(

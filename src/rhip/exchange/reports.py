@@ -20,8 +20,11 @@ from rhip import quality
 from rhip.exchange import inbox, terminology
 from rhip.exchange.models import observations, reports
 from rhip.exchange.oru import ReportIn
+from rhip.quality.models import quality_findings
+from rhip.quality.repo import FINDING_COLUMNS
 from rhip.quality.service import ScorecardTally
 from rhip.store import bulk_insert
+from rhip.store.bulk import insert_statement
 
 REPORT_COLUMNS = (
     "id", "report_key", "version", "current", "patient_id", "institution_id", "kind",
@@ -95,22 +98,88 @@ def store_many(
     With ``tally`` the scorecard counts are added to it, not upserted here (the listener's group
     commit: see ``ScorecardTally``).
     """
+    prepared = prepare_many(conn, batches, recorded_at=recorded_at, rules=rules)
+    write_prepared(conn, prepared, tally)
+    return prepared.outs
+
+
+@dataclass(slots=True)
+class Prepared:
+    """``store_many`` up to its writes: versions decided, rows built, warnings found."""
+
+    outs: list[Stored]
+    unset: dict[str, set[str]]  # institution → keys whose stored current version is superseded
+    report_rows: list[tuple]
+    obs_rows: list[tuple]
+    recording: quality.Recording
+
+
+def prepare_many(
+    conn: Connection,
+    batches: Sequence[Batch],
+    *,
+    recorded_at: dt.datetime,
+    rules: Sequence[quality.Rule] | None = None,
+    latest: Mapping[tuple[str, str], Latest] | None = None,
+) -> Prepared:
+    """Everything of ``store_many`` but the writes. It reads the stored versions unless
+    ``latest`` has them (``read_latest``, for at least the batches' keys)."""
     if not batches:
-        return []
+        return Prepared([], {}, [], [], quality.recording(recorded_at, []))
     frames = quality.Frames.of_many(batches)
     std = _standardise(conn, batches, frames.observations)
     ctx = quality.QualityContext(batches[0].institution_id, recorded_at)
     findings = quality.check_many(frames.with_standard(std), ctx, rules)
     rejections = [f.rejection() for f in findings]
-    accepted = [b for b, r in zip(batches, rejections, strict=True) if r is None]
-    ids = _write(conn, batches, rejections, std, recorded_at) if accepted else {}
+    accepted = any(r is None for r in rejections)
+    rows = _rows(conn, batches, rejections, std, recorded_at, latest) if accepted else None
+    ids, unset, report_rows, obs_rows = rows or ({}, {}, [], [])
     kept = [
         (b.institution_id, f, ids[n])
         for n, (b, f) in enumerate(zip(batches, findings, strict=True))
         if rejections[n] is None
     ]
-    quality.record_many(conn, recorded_at, kept, tally)
-    return [Stored(ids.get(n, []), r) for n, r in enumerate(rejections)]
+    outs = [Stored(ids.get(n, []), r) for n, r in enumerate(rejections)]
+    return Prepared(outs, unset, report_rows, obs_rows, quality.recording(recorded_at, kept))
+
+
+def write_prepared(conn: Connection, p: Prepared, tally: ScorecardTally | None = None) -> None:
+    """Write what ``prepare_many`` built, in the caller's transaction."""
+    unset_current(conn, p.unset)
+    bulk_insert(conn, reports, p.report_rows, REPORT_COLUMNS, binary=True)
+    bulk_insert(conn, observations, p.obs_rows, OBSERVATION_COLUMNS, binary=True)
+    quality.write_recording(conn, p.recording, tally)
+
+
+def send_prepared(conn: Connection, cur, p: Prepared) -> None:
+    """PostgreSQL: the superseded versions, the report rows and the warnings of ``p`` on the
+    psycopg cursor ``cur`` (in a pipeline: queued with the caller's other statements, one
+    round trip for all); the observations are the caller's to COPY (``p.obs_rows``)."""
+    unset_current(conn, p.unset, cursor=cur)
+    if p.report_rows:
+        cur.executemany(insert_statement(reports, REPORT_COLUMNS), p.report_rows)
+    if p.recording.warnings:
+        cur.executemany(insert_statement(quality_findings, FINDING_COLUMNS), p.recording.warnings)
+
+
+def unset_current(conn: Connection, touched: Mapping[str, set[str]], cursor=None) -> None:
+    """Clear the current flag of the stored versions of ``touched`` (institution → keys).
+    PostgreSQL: on ``cursor`` if given (a psycopg cursor, e.g. in a pipeline)."""
+    if not touched:
+        return
+    if conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
+        pairs = [(iid, k) for iid, keys in sorted(touched.items()) for k in sorted(keys)]
+        params = [[p[0] for p in pairs], [p[1] for p in pairs]]
+        if cursor is not None:
+            cursor.execute(_UNSET_CURRENT, params)
+            return
+        with inbox.driver_cursor(conn) as cur:
+            cur.execute(_UNSET_CURRENT, params)
+        return
+    t = reports.c  # one statement for every institution of the call
+    scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
+                  for iid, keys in sorted(touched.items())))  # fmt: skip
+    conn.execute(update(reports).where(scope, t.current.is_(True)).values(current=False))
 
 
 def _standardise(conn: Connection, batches: Sequence[Batch], obs) -> dict[str, list]:
@@ -131,9 +200,10 @@ def _standardise(conn: Connection, batches: Sequence[Batch], obs) -> dict[str, l
     return out
 
 
-def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
-    """Rows of the accepted batches, versioned against what is stored and against each other."""
-    latest = _latest(conn, batches, rejections)
+def _rows(conn, batches, rejections, std, recorded_at, latest=None):
+    """Rows of the accepted batches, versioned against what is stored and against each other:
+    (report ids per batch, stored keys to unset, report rows, observation rows)."""
+    latest = dict(latest) if latest is not None else _latest(conn, batches, rejections)
     stored = set(latest)  # only a stored version can need its current flag cleared in the table
     std_rows = zip(*(std[c] for c in terminology.STD_COLUMNS), strict=True)
     report_rows: list[list[Any]] = []
@@ -167,18 +237,7 @@ def _write(conn, batches, rejections, std, recorded_at) -> dict[int, list[str]]:
             )
             obs_rows += _observation_rows(rid, patient_id, item, issued, std_rows)
             mine.append(rid)
-    if touched and conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
-        pairs = [(iid, k) for iid, keys in sorted(touched.items()) for k in sorted(keys)]
-        with inbox.driver_cursor(conn) as cur:
-            cur.execute(_UNSET_CURRENT, [[p[0] for p in pairs], [p[1] for p in pairs]])
-    elif touched:  # one statement for every institution of the call
-        t = reports.c
-        scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
-                      for iid, keys in sorted(touched.items())))  # fmt: skip
-        conn.execute(update(reports).where(scope, t.current.is_(True)).values(current=False))
-    bulk_insert(conn, reports, [tuple(r) for r in report_rows], REPORT_COLUMNS, binary=True)
-    bulk_insert(conn, observations, obs_rows, OBSERVATION_COLUMNS, binary=True)
-    return ids
+    return ids, touched, [tuple(r) for r in report_rows], obs_rows
 
 
 # PostgreSQL: (institution, report key) pairs passed as two arrays
@@ -189,24 +248,35 @@ _UNSET_CURRENT = f"UPDATE reports SET current = false WHERE current AND {_PAIRS}
 
 def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Latest]:
     """(institution, report key) → the newest stored version, for the accepted batches' keys."""
-    keys: dict[str, set[str]] = {}
-    for batch, rejection in zip(batches, rejections, strict=True):
-        if rejection is None:
-            keys.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
-    if not keys:
+    accepted = [b for b, r in zip(batches, rejections, strict=True) if r is None]
+    if not accepted:
         return {}
     if conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
-        pairs = [(iid, k) for iid, ks in sorted(keys.items()) for k in sorted(ks)]
         with inbox.driver_cursor(conn) as cur:
-            cur.execute(_LATEST, [[p[0] for p in pairs], [p[1] for p in pairs]])
-            rows = cur.fetchall()
-    else:
-        t = reports.c
-        cond = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(ks)))
-                     for iid, ks in sorted(keys.items())))  # fmt: skip
-        rows = conn.execute(
-            select(t.institution_id, t.report_key, t.version, t.issued_at).where(cond)
-        ).all()
+            send_latest(cur, accepted)
+            return read_latest(cur)
+    keys: dict[str, set[str]] = {}
+    for batch in accepted:
+        keys.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
+    t = reports.c
+    cond = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(ks)))
+                 for iid, ks in sorted(keys.items())))  # fmt: skip
+    rows = conn.execute(select(t.institution_id, t.report_key, t.version, t.issued_at).where(cond))
+    return _newest(rows)
+
+
+def send_latest(cur, batches: Sequence[Batch]) -> None:
+    """PostgreSQL: ask for the stored versions of ``batches``' reports on the psycopg cursor
+    ``cur`` (in a pipeline: queued); the answer is ``read_latest(cur)``."""
+    pairs = sorted({key for batch in batches for key in _keys(batch)})
+    cur.execute(_LATEST, [[p[0] for p in pairs], [p[1] for p in pairs]])
+
+
+def read_latest(cur) -> dict[tuple[str, str], Latest]:
+    return _newest(cur.fetchall())
+
+
+def _newest(rows) -> dict[tuple[str, str], Latest]:
     out: dict[tuple[str, str], Latest] = {}
     for iid, key, version, issued in rows:
         known = out.get((iid, key))

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     mllp_port: int = 2575
+    # MLLP worker processes behind one acceptor (PostgreSQL; 1: in the API's process)
+    mllp_processes: int = 1
     log_level: str = "info"
 
     @model_validator(mode="after")

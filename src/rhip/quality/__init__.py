@@ -8,10 +8,13 @@ from rhip.quality.service import (
     Finding,
     Findings,
     QualityRejected,
+    Recording,
     check,
     check_many,
     record,
     record_many,
+    recording,
+    write_recording,
 )
 from rhip.quality.silence import FeedGap, feed_gaps, silent_feeds
 
@@ -23,6 +26,7 @@ __all__ = [
     "Frames",
     "QualityContext",
     "QualityRejected",
+    "Recording",
     "Rule",
     "check",
     "check_many",
@@ -31,6 +35,8 @@ __all__ = [
     "load_rules",
     "record",
     "record_many",
+    "recording",
     "scorecard",
     "silent_feeds",
+    "write_recording",
 ]

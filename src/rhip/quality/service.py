@@ -163,6 +163,22 @@ def record_many(
     of all warnings and one scorecard upsert with the counts summed per institution and rule.
     With ``tally`` the counts go to it instead, to be flushed outside the caller's transaction.
     """
+    write_recording(conn, recording(recorded_at, messages), tally)
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """What ``record_many`` writes: the warnings' rows and the day's counts per institution."""
+
+    warnings: list[tuple]  # quality_findings rows, FINDING_COLUMNS order
+    day: dt.date
+    counts: list[tuple[str, dict[str, RuleCount]]]  # (institution, rule → count) per message
+
+
+def recording(
+    recorded_at: dt.datetime, messages: Sequence[tuple[str, Findings, Sequence[str]]]
+) -> Recording:
+    """The rows and counts of ``record_many``, built without writing them."""
     day = recorded_at.astimezone(CST).date()
     rows = [
         (iid, ids[f.item] if f.item < len(ids) else None, f.rule_id, f.severity,
@@ -171,13 +187,22 @@ def record_many(
         for f in findings.items
         if f.severity == "warning"
     ]  # fmt: skip
-    repo.insert_findings(conn, rows)
-    totals: dict[str, dict[str, RuleCount]] = {}
-    _add_counts(totals, ((iid, f.counts) for iid, f, _ in messages))
+    return Recording(rows, day, [(iid, f.counts) for iid, f, _ in messages])
+
+
+def write_recording(
+    conn: Connection, rec: Recording, tally: ScorecardTally | None = None, *, warnings=True
+) -> None:
+    """Write ``rec`` in the caller's transaction (``warnings`` False: the caller writes the
+    warning rows itself); the counts go to ``tally`` when one is given."""
+    if warnings:
+        repo.insert_findings(conn, rec.warnings)
     if tally is not None:
-        tally.add(day, totals)
-    else:
-        repo.add_daily_many(conn, day, totals)
+        tally.add(rec.day, rec.counts)
+        return
+    totals: dict[str, dict[str, RuleCount]] = {}
+    _add_counts(totals, rec.counts)
+    repo.add_daily_many(conn, rec.day, totals)
 
 
 def _add_counts(totals: dict[str, dict[str, RuleCount]], counts) -> None:
@@ -206,9 +231,10 @@ class ScorecardTally:
         self._pending: dict[dt.date, dict[str, dict[str, RuleCount]]] = {}
         self._last = time.monotonic()
 
-    def add(self, day: dt.date, totals: dict[str, dict[str, RuleCount]]) -> None:
+    def add(self, day: dt.date, counts: Sequence[tuple[str, dict[str, RuleCount]]]) -> None:
+        """Add (institution, rule → count) pairs, one per message, to the day's pending sums."""
         with self._lock:
-            _add_counts(self._pending.setdefault(day, {}), totals.items())
+            _add_counts(self._pending.setdefault(day, {}), counts)
 
     def due(self) -> bool:
         return bool(self._pending) and time.monotonic() - self._last >= self.every
