@@ -26,7 +26,9 @@ def _start(url: str, processes: int) -> tuple[subprocess.Popen, int]:
 
 
 def _workers(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    """The MLLP worker processes among ``pid``'s children."""
+    pgrep = ["pgrep", "-P", str(pid), "-f", "rhip.exchange.mllp_workers"]
+    out = subprocess.run(pgrep, capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
@@ -102,6 +104,7 @@ def test_the_app_starts_and_stops_its_mllp_workers(engine: Engine, tmp_path: Pat
     """``rhip serve --mllp-processes 2``: the app's lifespan starts the workers (children of the
     serving process) behind its port, and stops them when the app stops."""
     import asyncio
+    import concurrent.futures
 
     from rhip.api import create_app
     from rhip.kernel.settings import Settings
@@ -122,7 +125,9 @@ def test_the_app_starts_and_stops_its_mllp_workers(engine: Engine, tmp_path: Pat
             await asyncio.to_thread(_send, port, ["APP-1"], acks)
         return workers
 
-    workers = asyncio.run(run())
+    # in a thread of its own: an earlier test in this process may have left a loop running here
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        workers = pool.submit(asyncio.run, run()).result(60)
     assert acks == {"APP-1": "AA"}  # its patient resolved through the MPI, in a worker
     assert not any(_alive(w) for w in workers)
     with engine.connect() as conn:
