@@ -81,3 +81,15 @@ def lab_transaction(ident: str = "B1", filler: str = "F1001", **kw: Any) -> dict
 
 def encode(data: dict) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
+
+
+def json_paths(value: Any, at: tuple = ()) -> list[tuple]:
+    """Every key/index path into a JSON value (for tests that mutate one element)."""
+    out = [at] if at else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += json_paths(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += json_paths(v, (*at, i))
+    return out

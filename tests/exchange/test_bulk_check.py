@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.fhir_support import observation, patient, report
+from exchange.fhir_support import json_paths, observation, patient, report
 from rhip.exchange import bulk_check
 from rhip.exchange.fhir_validate import check_structure
 from rhip.kernel.errors import RhipError
@@ -29,17 +29,6 @@ def _samples() -> list[dict[str, Any]]:
     return [obs, dr, patient()["resource"]]
 
 
-def _paths(value: Any, at: tuple = ()) -> list[tuple]:
-    out = [at] if at else []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*at, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*at, i))
-    return out
-
-
 def _accepts(resource: Any) -> bool:
     try:
         check_structure(resource, "R")
@@ -53,7 +42,7 @@ def _accepts(resource: Any) -> bool:
 def test_compiled_check_accepts_what_check_structure_accepts(data) -> None:
     resource = copy.deepcopy(data.draw(st.sampled_from(_samples())))
     for _ in range(data.draw(st.integers(0, 3))):
-        path = data.draw(st.sampled_from(_paths(resource)))
+        path = data.draw(st.sampled_from(json_paths(resource)))
         parent = resource
         for part in path[:-1]:
             parent = parent[part]

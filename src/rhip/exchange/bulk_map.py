@@ -9,6 +9,9 @@ any line where something is off (invalid, an unmapped value, an unknown patient)
 ``fallback`` untouched, to the per-line ``fhir_ingest.prepare`` path, which reports its errors
 exactly as before. The values are those of ``fhir_map.report_in`` (same helpers, same
 truncations); ``tests/exchange/test_bulk_map.py`` compares stored rows of both paths.
+
+Each line is first offered to ``bulk_fast`` (typed msgspec Structs, decoded and checked in C,
+~2x less CPU); the dict path here decides on every line it does not take.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rhip.exchange import bulk_check, fhir_map
+from rhip.exchange import bulk_check, bulk_fast, fhir_map
 from rhip.exchange.fhir_validate import parse_datetime
 from rhip.exchange.oru import EXAM_SECTIONS
 from rhip.kernel.errors import RhipError
@@ -35,6 +38,11 @@ _OBS_LIMIT = len(OBSERVATION_FIELDS)
 
 class _Unusual(Exception):
     """The line is not of the usual shape, or something in it is off: it takes the old path."""
+
+
+_NOT_USUAL = (_Unusual, RhipError, ValueError, TypeError, KeyError, AttributeError)
+# what sends a line from bulk_fast to the dict path (which decides on it as it always did)
+_NOT_FAST = (*bulk_fast.Failed, bulk_fast.Unusual, *_NOT_USUAL)
 
 
 @dataclass
@@ -75,18 +83,26 @@ class Mapped:
 
 
 def map_chunk(chunk: list[tuple[int, bytes]], loads: Callable[[bytes], Any]) -> Mapped:
-    """Lines of the usual shape as columns; every other line in ``fallback`` as it came."""
+    """Lines of the usual shape as columns; every other line in ``fallback`` as it came.
+
+    A line goes through ``bulk_fast`` first and, when that does not take it, through the dict
+    path here (``loads``, ``bulk_check.valid``, ``_report``): the same row either way.
+    """
     out = Mapped()
     reports: list[tuple] = []  # a row per line, transposed into columns once at the end
     observations: list[tuple] = []
+    caches = bulk_fast.Caches()
     for n, raw in chunk:
         row = len(reports)
         try:
-            report, results, urls = _report(loads(raw))
-            mapped = [_observation(o, row, seq) for seq, o in enumerate(results, start=1)]
-        except (_Unusual, RhipError, ValueError, TypeError, KeyError, AttributeError):
-            out.fallback.append((n, raw))
-            continue
+            report, mapped, urls = bulk_fast.report(bulk_fast.decode(raw), row, caches)
+        except _NOT_FAST:
+            try:
+                report, results, urls = _report(loads(raw))
+                mapped = [_observation(o, row, seq) for seq, o in enumerate(results, start=1)]
+            except _NOT_USUAL:
+                out.fallback.append((n, raw))
+                continue
         reports.append((n, *report))
         observations += mapped
         out.raw[n] = raw

@@ -111,6 +111,7 @@ def write(
     if not fresh:
         return 0
     latest = stored["latest"]
+    prior_keys = set(latest)  # only a stored version can need its current flag cleared
     rid = [""] * n
     version, current = [0] * n, [False] * n
     earlier: dict[str, list[int]] = {}  # key → its rows of this chunk
@@ -126,7 +127,9 @@ def write(
         latest[key] = (version[k], max(issued[k], prior[1]) if prior else issued[k])
         earlier.setdefault(key, []).append(k)
         rid[k] = uuid.uuid4().hex
-    touched = sorted({keys[k] for k in fresh if current[k] or r["status"][k] == "cancelled"})
+    touched = sorted(
+        {keys[k] for k in fresh if current[k] or r["status"][k] == "cancelled"} & prior_keys
+    )
     if touched:
         t = reports_table.c
         conn.execute(
@@ -170,7 +173,7 @@ def _observation_rows(mapped: Mapped, std, fresh: list[int], rid: list[str], iss
 
     at = [c or i for c, i in zip(r["collected_at"], issued, strict=True)]
     cols = [
-        pick([rid[k] for k in of]), pick([r["patient_id"][k] for k in of]),
+        pick(list(map(rid.__getitem__, of))), pick(list(map(r["patient_id"].__getitem__, of))),
         *(pick(o[c]) for c in _OBS_VALUES),
         pick([t or at[k] for t, k in zip(o["observed_at"], of, strict=True)]),
         *(pick(std[c]) for c in terminology.STD_COLUMNS),

@@ -184,21 +184,29 @@ def _range(ranges: list[dict[str, Any]]) -> str | None:
     return text or None
 
 
-def _numbers(resource: dict[str, Any], path: str) -> tuple[str | None, str | None]:
-    """(placer, filler) numbers: identifier typed PLAC/FILL, else the first identifier, else the
-    resource id — what names the report across its versions.
-    """
+def order_numbers(identifiers) -> tuple[str | None, str | None]:
+    """(placer, filler) from (type code, value) pairs: the first PLAC; the first FILL, else the
+    first identifier of another type. Values cut to 100 characters; empty ones skipped."""
     placer = typed = untyped = None
-    for ident in resource.get("identifier") or []:
-        _, kind, _ = coding(ident.get("type"))
-        value = (ident.get("value") or "")[:100] or None
+    for kind, value in identifiers:
+        value = (value or "")[:100] or None
         if kind == "PLAC":
             placer = placer or value
         elif kind == "FILL":
             typed = typed or value
         else:
             untyped = untyped or value
-    filler = typed or untyped
+    return placer, typed or untyped
+
+
+def _numbers(resource: dict[str, Any], path: str) -> tuple[str | None, str | None]:
+    """(placer, filler) numbers: identifier typed PLAC/FILL, else the first identifier, else the
+    resource id — what names the report across its versions.
+    """
+    placer, filler = order_numbers(
+        (coding(ident.get("type"))[1], ident.get("value"))
+        for ident in resource.get("identifier") or []
+    )
     if not (placer or filler) and resource.get("id"):
         filler = f"{resource['resourceType']}/{resource['id']}"[:100]
     if not (placer or filler):

@@ -37,6 +37,7 @@ _DATETIME = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"
     r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+_FULL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})")
 
 
 class FhirInvalid(InvalidInput):
@@ -135,6 +136,16 @@ def parse_datetime(value: str | None, path: str) -> dt.datetime | None:
 
 @functools.lru_cache(maxsize=4096)  # a report's results share one effective time
 def _utc_of(value: str) -> dt.datetime:
+    """``_parse_utc``, at ~1/5 of its cost for a full time with an offset (what feeds send)."""
+    if _FULL.fullmatch(value):
+        try:  # the same instant as _parse_utc's for every value of this shape it takes
+            return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            pass  # _parse_utc says why (or takes it: e.g. a +05:60 offset)
+    return _parse_utc(value)
+
+
+def _parse_utc(value: str) -> dt.datetime:
     m = _DATETIME.match(value)
     if not m:
         raise ValueError(f"{value!r} is not a FHIR dateTime")
@@ -146,11 +157,12 @@ def _utc_of(value: str) -> dt.datetime:
             int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
             int(second or 0), micro, tzinfo=tz,
         )  # fmt: skip
-    except ValueError as exc:
+        return stamp.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # overflow: a time before year 1 in UTC
         raise ValueError(f"{value!r}: {exc}") from None
-    return stamp.astimezone(dt.UTC)
 
 
+@functools.lru_cache(maxsize=64)
 def _offset(zone: str) -> dt.tzinfo:
     sign = -1 if zone[0] == "-" else 1
     hours, minutes = int(zone[1:3]), int(zone[4:6])

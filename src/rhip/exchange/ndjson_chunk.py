@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -218,19 +219,20 @@ def _entangled(mapped: bulk_map.Mapped, entries: list[Entry]) -> set[int]:
     key a fallback line may also write must keep its lines' order."""
     rep = mapped.reports
     index = fhir_ingest._index(entries)
-    refs: set[str] = set()
+    shared: set[str] = set(index)  # fullUrls another line names or has too
     for _, raw in mapped.fallback:
         for ref in _REFERENCE.findall(raw):
             text = ref.decode("utf-8", "replace")
-            refs.update((text, "/".join(text.split("/")[-2:])))
-    seen = collections.Counter(u for urls in mapped.urls.values() for u in urls)
+            shared.update((text, "/".join(text.split("/")[-2:])))
+    urls = list(itertools.chain.from_iterable(mapped.urls.values()))
+    if len(set(urls)) != len(urls):
+        shared.update(u for u, n in collections.Counter(urls).items() if n > 1)
     keys = _possible_keys(entries) if entries else set()
     out = set()
     for k, line in enumerate(rep["line"]):
-        urls = mapped.urls[line]
-        subject = fhir_ingest.local(index, rep["patient_ref"][k])
-        shared = any(seen[u] > 1 or u in index or u in refs for u in urls)
-        if shared or subject is not None or rep["key"][k][:200] in keys:
+        subject = fhir_ingest.local(index, rep["patient_ref"][k]) if index else None
+        tied = shared and not shared.isdisjoint(mapped.urls[line])
+        if tied or subject is not None or (keys and rep["key"][k][:200] in keys):
             out.add(k)
     return out
 
