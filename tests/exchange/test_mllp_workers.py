@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,49 @@ def test_workers_die_with_a_killed_acceptor(engine: Engine, database_url: str) -
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers)
+
+
+@pytest.mark.postgres
+def test_a_worker_that_dies_is_replaced(engine: Engine, database_url: str) -> None:
+    """A worker killed while serving is replaced; the sender's next connection is served."""
+    add_institution(engine)
+    proc, port = _start(database_url, processes=2)
+    try:
+        workers = _workers(proc.pid)
+        if engine.dialect.name != "postgresql":
+            assert workers == []  # SQLite: one process, nothing to replace
+            return
+        acks: dict[str, str] = {}
+        _send(port, ["D-1"], acks)
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _workers(proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and workers[0] not in now and workers[1] in now
+        for n in range(2, 6):  # new connections go to either worker, the new one included
+            _send(port, [f"D-{n}"], acks)
+        assert acks == {f"D-{n}": "AA" for n in range(1, 6)}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.postgres
+def test_workers_that_cannot_start_stop_the_listener_before_it_listens(
+    engine: Engine, database_url: str
+) -> None:
+    """A worker that dies while starting (here: its resolver cannot be imported) is not retried
+    for ever: the listener exits with an error and never opens its port."""
+    run = subprocess.run(
+        [sys.executable, "-m", "rhip.exchange.mllp", "--db", database_url, "--port", "0",
+         "--resolver", "no_such_module:resolve", "--processes", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0 and "listening" not in run.stdout
+    assert "no_such_module" in run.stderr
 
 
 def _alive(pid: int) -> bool:

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("rhip.exchange.mllp")
@@ -43,6 +44,7 @@ class _Worker:
     channel: socket.socket  # the acceptor's end of the Unix socket pair
     connections: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: bool = False
 
 
 class PooledServer:
@@ -50,13 +52,16 @@ class PooledServer:
 
     Quacks like the ``asyncio.Server`` that ``serve_mllp`` returns for one process
     (``sockets``, ``close``, ``wait_closed``, ``serve_forever``, ``async with``), plus
-    ``committer.close()`` (stops the workers, which write their scorecard counts).
+    ``committer.close()`` (stops the workers, which write their scorecard counts). A worker that
+    exits after it was ready is replaced (its connections are lost: their senders reconnect and
+    resend what was not acknowledged); one that exits while starting fails ``start``.
     """
 
-    def __init__(self, sock: socket.socket, workers: list[_Worker]):
-        self._sock = sock
-        self.workers = workers
-        self.sockets = [sock]
+    def __init__(self, spawn: Callable[[], _Worker]):
+        self._spawn = spawn
+        self.workers: list[_Worker] = []
+        self._sock: socket.socket | None = None
+        self.sockets: list[socket.socket] = []
         self.committer = self  # ``close()`` below is what a committer's close does here
         self._accepting: asyncio.Task | None = None
         self._closed = asyncio.Event()
@@ -74,31 +79,55 @@ class PooledServer:
     ) -> PooledServer:
         """Spawn ``processes`` workers, wait until each is warmed up, then listen.
         ``secret_key``: the MPI vault's key for the workers (default: their RHIP_SECRET_KEY)."""
-        loop = asyncio.get_running_loop()
         env = dict(os.environ, **({"RHIP_SECRET_KEY": secret_key} if secret_key else {}))
-        workers = [_spawn(db_url, args, env) for _ in range(processes)]
-        server = None
+        server = cls(lambda: _spawn(db_url, args, env))
         try:
-            for w in workers:
-                loop.add_reader(w.channel.fileno(), _on_worker_message, w)
-            await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in workers)), 120)
+            server.workers = [server._watch(server._spawn()) for _ in range(processes)]
+            await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in server.workers)), 120)
+            failed = [w.proc.poll() for w in server.workers if w.gone]
+            if failed:
+                raise RuntimeError(f"MLLP worker processes exited while starting: codes {failed}")
             sock = socket.create_server((host, port), reuse_port=False, backlog=128)
             sock.setblocking(False)
-            server = cls(sock, workers)
+            server._sock, server.sockets = sock, [sock]
             server._accepting = asyncio.ensure_future(server._accept())
             return server
-        finally:
-            if server is None:
-                _stop(workers)
+        except BaseException:
+            server.close()
+            raise
+
+    def _watch(self, worker: _Worker) -> _Worker:
+        asyncio.get_running_loop().add_reader(worker.channel.fileno(), self._heard, worker)
+        return worker
+
+    def _heard(self, worker: _Worker) -> None:
+        """A worker's messages: ready, connections closed, or its end (EOF)."""
+        try:
+            data = worker.channel.recv(4096)
+        except BlockingIOError:
+            return
+        if data:
+            if READY in data:
+                worker.ready.set()
+            worker.connections -= data.count(CLOSED)
+            return
+        asyncio.get_running_loop().remove_reader(worker.channel.fileno())
+        worker.gone = True
+        code = worker.proc.wait()
+        was_ready = worker.ready.is_set()
+        worker.ready.set()  # ``start`` waits for no worker that is gone
+        if was_ready and not self._closed.is_set():
+            log.error("MLLP worker %s exited (code %s); starting another", worker.proc.pid, code)
+            self.workers[self.workers.index(worker)] = self._watch(self._spawn())
 
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             conn, _ = await loop.sock_accept(self._sock)
             with conn:
-                alive = [w for w in self.workers if w.proc.poll() is None]
-                if not alive:  # no worker left: refuse, so the sender retries later
-                    log.error("MLLP: no worker process is running; connection refused")
+                alive = [w for w in self.workers if w.ready.is_set() and not w.gone]
+                if not alive:  # no worker ready: refuse, so the sender retries later
+                    log.error("MLLP: no worker process is ready; connection refused")
                     continue
                 worker = min(alive, key=lambda w: w.connections)
                 try:
@@ -121,7 +150,8 @@ class PooledServer:
         for w in self.workers:
             with contextlib.suppress(Exception):
                 loop.remove_reader(w.channel.fileno())
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
         _stop(self.workers)
 
     async def wait_closed(self) -> None:
@@ -145,20 +175,6 @@ def _spawn(db_url: str, args: list[str], env: dict[str, str]) -> _Worker:
     theirs.close()
     mine.setblocking(False)
     return _Worker(proc, mine)
-
-
-def _on_worker_message(worker: _Worker) -> None:
-    try:
-        data = worker.channel.recv(4096)
-    except BlockingIOError:
-        return
-    if not data:  # the worker is gone: no more connections for it
-        asyncio.get_event_loop().remove_reader(worker.channel.fileno())
-        worker.connections = 1 << 30
-        return
-    if READY in data:
-        worker.ready.set()
-    worker.connections -= data.count(CLOSED)
 
 
 def _stop(workers: list[_Worker], timeout: float = 10.0) -> None:
