@@ -92,3 +92,25 @@ def test_a_key_taken_during_the_batch_falls_back_and_answers_a_duplicate(
         keys = sorted(conn.execute(select(reports.c.report_key)).scalars())
     assert statuses == [("R1", "duplicate"), ("R1", "processed"), ("R2", "processed")]
     assert len(keys) == 2 and len(set(keys)) == 2
+
+
+@pytest.mark.postgres
+def test_statements_deallocated_between_batches_are_prepared_again(
+    engine: Engine, ingest: V2Ingest
+) -> None:
+    """The group commit's libpq pipelines use server-side prepared statements; psycopg sends
+    DEALLOCATE ALL after a rollback when it has prepared statements of its own. The next batch
+    prepares them again instead of failing (here DEALLOCATE ALL is sent by hand)."""
+    if engine.dialect.name != "postgresql":
+        assert ingest.group_commit is False  # SQLite: no pipelines
+        return
+    with engine.connect() as conn:  # one kept connection, as the listener's worker keeps it
+        first = ingest.receive_many([(oru("P1", filler="F1").encode(), "127.0.0.1", None)], conn)
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.commit()
+        second = ingest.receive_many([(oru("P2", filler="F2").encode(), "127.0.0.1", None)], conn)
+        third = ingest.receive_many([(oru("P3", filler="F3").encode(), "127.0.0.1", None)], conn)
+    codes = [ack_fields(a[0])["MSA"][1:3] for a in (first, second, third)]
+    assert codes == [["AA", "P1"], ["AA", "P2"], ["AA", "P3"]]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(reports)).scalar_one() == 3

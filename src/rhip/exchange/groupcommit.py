@@ -45,6 +45,7 @@ from rhip.kernel.clock import now
 from rhip.kernel.errors import RhipError
 from rhip.quality.service import ScorecardTally
 from rhip.store import bulk_insert
+from rhip.store.pq import Pipeline
 
 if TYPE_CHECKING:
     from rhip.exchange.ingest import V2Ingest
@@ -159,6 +160,16 @@ def _number_and_read(ingest: V2Ingest, conn: Connection, items: list[Item]) -> N
             _read(ingest, conn, item)
 
 
+def _pipeline(conn: Connection) -> Pipeline:
+    """A libpq pipeline on ``conn``, in its transaction (begun if need be: the BEGIN goes in the
+    same round trip; ``conn.commit()`` commits it)."""
+    if not conn.in_transaction():
+        conn.begin()
+    pipe = Pipeline(conn.connection.driver_connection)
+    pipe.begin_if_idle()
+    return pipe
+
+
 def _reports_only(items: list[Item]) -> bool:
     """Every message is an ORU or already refused: their read phases write nothing on the
     batch's connection (a patient the MPI has to register is registered on a connection of its
@@ -167,19 +178,25 @@ def _reports_only(items: list[Item]) -> bool:
 
 
 def _read_then_prefetch(ingest: V2Ingest, conn: Connection, items: list[Item]) -> dict:
-    """A batch of reports: every message read first, then one round trip (with the
+    """A batch of reports: every message read first, then one libpq round trip (with the
     transaction's BEGIN) for the keys already stored and the reports' stored versions. A
     duplicate's read is wasted work, and duplicates are rare. Returns the versions."""
     _number_and_read(ingest, conn, items)
     batches = [i.apply.batch for i in items if isinstance(i.apply, StoreReports)]
     keys = [i.key for i in items if i.key is not None]
-    driver = conn.connection.driver_connection
-    with inbox.driver_cursor(conn) as keys_cur, driver.cursor() as versions_cur:
-        with driver.pipeline():
-            inbox.send_taken(keys_cur, keys)
-            send_latest(versions_cur, batches)
-        taken, latest = inbox.read_taken(keys_cur), read_latest(versions_cur)
-    _find_duplicates(conn, items, taken)
+    for attempt in (1, 2):
+        pipe = _pipeline(conn)
+        inbox.send_taken(pipe, keys)
+        send_latest(pipe, batches)
+        try:
+            taken_rows, latest_rows = pipe.run()
+            break
+        except psycopg.errors.InvalidSqlStatementName:  # deallocated: prepared again now
+            conn.rollback()  # the read phase only read
+            if attempt == 2:
+                raise
+    _find_duplicates(conn, items, {key for (key,) in taken_rows})
+    latest = read_latest(latest_rows)
     for item in items:
         if item.duplicate:
             item.apply = None
@@ -246,9 +263,10 @@ def _write_pipelined(
     conn: Connection, items: list[Item], tally: ScorecardTally | None, latest=None
 ) -> None:
     """A batch of reports (the common case) in four round trips after the reads, instead of
-    about eight: the inbox rows, superseded versions, report rows and warnings in one pipeline;
-    the observations by COPY (two); the commit. Quality rejections are known before anything is
-    written, so a refused message's inbox row goes in once, already failed.
+    about eight: the inbox rows, superseded versions, report rows and warnings in one libpq
+    pipeline (``rhip.store.pq``: psycopg's per-statement Python was a third of the listener's
+    CPU); the observations by COPY (two); the commit. Quality rejections are known before
+    anything is written, so a refused message's inbox row goes in once, already failed.
     """
     stores = [i for i in items if isinstance(i.apply, StoreReports)]
     batches = [i.apply.batch for i in stores]
@@ -257,16 +275,15 @@ def _write_pipelined(
         if out.rejection is not None:
             _failed(item, as_v2_error(rejected(out.rejection, item.apply.batch)))
             item.apply = None
-    driver = conn.connection.driver_connection
-    with driver.cursor() as cur, driver.cursor() as more:
-        try:
-            with driver.pipeline():
-                inbox.send_outcomes(cur, [i.row for i in items])
-                send_prepared(conn, more, prepared)
-        except psycopg.IntegrityError as exc:  # a key taken meanwhile: its reports' inbox_id
-            raise _Again from exc
-        if len(inbox.outcomes_written(cur)) < len(items):
-            raise _Again
+    pipe = _pipeline(conn)
+    inbox.send_outcomes(pipe, [i.row for i in items])
+    send_prepared(pipe, prepared)
+    try:
+        results = pipe.run()
+    except (psycopg.IntegrityError, psycopg.errors.InvalidSqlStatementName) as exc:
+        raise _Again from exc  # a key taken meanwhile (its reports' inbox_id), or deallocated
+    if not all(results[: len(items)]):  # an inbox row not written: its key was taken
+        raise _Again
     bulk_insert(conn, observations, prepared.obs_rows, OBSERVATION_COLUMNS, binary=True)
     quality.write_recording(conn, prepared.recording, tally, warnings=False)
     conn.commit()

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from rhip.exchange.errors import InboxError
 from rhip.exchange.models import INBOX_STATUSES, inbox_messages
 from rhip.kernel.clock import now
+from rhip.store.pq import Pipeline
 
 MAX_ERROR = 4000  # characters of error text kept
 
@@ -101,23 +102,17 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
         return set()
     if conn.dialect.name == "postgresql":  # one array parameter: no statement to compile
         with driver_cursor(conn) as cur:
-            with cur.connection.pipeline():  # a transaction's BEGIN goes in the same round trip
-                send_taken(cur, keys)
-            return read_taken(cur)
+            cur.execute(_TAKEN_KEYS, [list(keys)])
+            return {r[0] for r in cur.fetchall()}
     found = conn.execute(
         select(inbox_messages.c.dedup_key).where(inbox_messages.c.dedup_key.in_(list(keys)))
     )
     return set(found.scalars())
 
 
-def send_taken(cur, keys: Sequence[str]) -> None:
-    """``taken_keys`` on a psycopg cursor (PostgreSQL; in a pipeline: queued); the answer is
-    ``read_taken(cur)``."""
-    cur.execute(_TAKEN_KEYS, [list(keys)])
-
-
-def read_taken(cur) -> set[str]:
-    return {r[0] for r in cur.fetchall()}
+def send_taken(pipe: Pipeline, keys: Sequence[str]) -> None:
+    """``taken_keys`` queued in a libpq pipeline (PostgreSQL); its rows are the keys taken."""
+    pipe.send(b"rhip_taken_keys", _TAKEN_KEYS.replace("%s", "$1").encode(), [list(keys)])
 
 
 _TAKEN_KEYS = "SELECT dedup_key FROM inbox_messages WHERE dedup_key = ANY(%s::text[])"
@@ -145,6 +140,13 @@ _INSERT_OUTCOME = (
 )
 
 
+_INSERT_OUTCOME_PQ = (
+    f"INSERT INTO inbox_messages ({', '.join(_OUTCOME_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_OUTCOME_COLUMNS) + 1))}) "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+).encode()
+
+
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
     """Insert finished messages (explicit ids, final status, ACK) in one round trip; a row whose
     key is already stored (a duplicate, or another transaction took it meanwhile) is skipped.
@@ -156,24 +158,22 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
     """
     if not rows:
         return set()
-    with driver_cursor(conn) as cur:
-        send_outcomes(cur, rows)
-        return outcomes_written(cur)
-
-
-def send_outcomes(cur, rows: Sequence[dict[str, Any]]) -> None:
-    """``insert_outcomes`` on a psycopg cursor (in a pipeline: queued, not waited for); the ids
-    written are ``outcomes_written(cur)`` once the results are in."""
     params = [tuple(row.get(c) for c in _OUTCOME_COLUMNS) for row in rows]
-    cur.executemany(_INSERT_OUTCOME, params, returning=True)
-
-
-def outcomes_written(cur) -> set[int]:
     written: set[int] = set()
-    while True:
-        written.update(r[0] for r in cur.fetchall())
-        if not cur.nextset():
-            return written
+    with driver_cursor(conn) as cur:
+        cur.executemany(_INSERT_OUTCOME, params, returning=True)
+        while True:
+            written.update(r[0] for r in cur.fetchall())
+            if not cur.nextset():
+                return written
+
+
+def send_outcomes(pipe: Pipeline, rows: Sequence[dict[str, Any]]) -> None:
+    """``insert_outcomes`` queued in a libpq pipeline, one statement a row: a row's result holds
+    its id if it was written (none if its key was taken)."""
+    sql = _INSERT_OUTCOME_PQ
+    for row in rows:
+        pipe.send(b"rhip_insert_outcome", sql, [row.get(c) for c in _OUTCOME_COLUMNS])
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

@@ -25,6 +25,7 @@ from rhip.quality.repo import FINDING_COLUMNS
 from rhip.quality.service import ScorecardTally
 from rhip.store import bulk_insert
 from rhip.store.bulk import insert_statement
+from rhip.store.pq import Pipeline, timestamp
 
 REPORT_COLUMNS = (
     "id", "report_key", "version", "current", "patient_id", "institution_id", "kind",
@@ -151,15 +152,27 @@ def write_prepared(conn: Connection, p: Prepared, tally: ScorecardTally | None =
     quality.write_recording(conn, p.recording, tally)
 
 
-def send_prepared(conn: Connection, cur, p: Prepared) -> None:
-    """PostgreSQL: the superseded versions, the report rows and the warnings of ``p`` on the
-    psycopg cursor ``cur`` (in a pipeline: queued with the caller's other statements, one
-    round trip for all); the observations are the caller's to COPY (``p.obs_rows``)."""
-    unset_current(conn, p.unset, cursor=cur)
-    if p.report_rows:
-        cur.executemany(insert_statement(reports, REPORT_COLUMNS), p.report_rows)
-    if p.recording.warnings:
-        cur.executemany(insert_statement(quality_findings, FINDING_COLUMNS), p.recording.warnings)
+def send_prepared(pipe: Pipeline, p: Prepared) -> None:
+    """PostgreSQL: the superseded versions, the report rows and the warnings of ``p`` queued in
+    a libpq pipeline (one round trip with the caller's other statements); the observations are
+    the caller's to COPY (``p.obs_rows``)."""
+    if p.unset:
+        pairs = [(iid, k) for iid, keys in sorted(p.unset.items()) for k in sorted(keys)]
+        params = [[a for a, _ in pairs], [b for _, b in pairs]]
+        pipe.send(b"rhip_unset_current", _numbered(_UNSET_CURRENT), params)
+    report_sql = _numbered(insert_statement(reports, REPORT_COLUMNS))
+    for row in p.report_rows:
+        pipe.send(b"rhip_insert_report", report_sql, row)
+    finding_sql = _numbered(insert_statement(quality_findings, FINDING_COLUMNS))
+    for row in p.recording.warnings:
+        pipe.send(b"rhip_insert_finding", finding_sql, row)
+
+
+def _numbered(sql: str) -> bytes:
+    """psycopg's ``%s`` placeholders as libpq's ``$1``, ``$2`` …"""
+    parts = sql.split("%s")
+    numbered = "".join(f"{a}${n}" for n, a in enumerate(parts[:-1], start=1)) + parts[-1]
+    return numbered.encode()
 
 
 def unset_current(conn: Connection, touched: Mapping[str, set[str]], cursor=None) -> None:
@@ -253,8 +266,8 @@ def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Late
         return {}
     if conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
         with inbox.driver_cursor(conn) as cur:
-            send_latest(cur, accepted)
-            return read_latest(cur)
+            cur.execute(_LATEST, _pair_arrays(accepted))
+            return _newest(cur.fetchall())
     keys: dict[str, set[str]] = {}
     for batch in accepted:
         keys.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
@@ -265,15 +278,20 @@ def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Late
     return _newest(rows)
 
 
-def send_latest(cur, batches: Sequence[Batch]) -> None:
-    """PostgreSQL: ask for the stored versions of ``batches``' reports on the psycopg cursor
-    ``cur`` (in a pipeline: queued); the answer is ``read_latest(cur)``."""
+def send_latest(pipe: Pipeline, batches: Sequence[Batch]) -> None:
+    """PostgreSQL: ask for the stored versions of ``batches``' reports in a libpq pipeline; its
+    rows give ``read_latest``."""
+    pipe.send(b"rhip_latest_versions", _numbered(_LATEST), _pair_arrays(batches))
+
+
+def read_latest(rows) -> dict[tuple[str, str], Latest]:
+    """``send_latest``'s rows (text) as the newest stored version per key."""
+    return _newest((iid, key, int(v), timestamp(at)) for iid, key, v, at in rows)
+
+
+def _pair_arrays(batches: Sequence[Batch]) -> list[list[str]]:
     pairs = sorted({key for batch in batches for key in _keys(batch)})
-    cur.execute(_LATEST, [[p[0] for p in pairs], [p[1] for p in pairs]])
-
-
-def read_latest(cur) -> dict[tuple[str, str], Latest]:
-    return _newest(cur.fetchall())
+    return [[p[0] for p in pairs], [p[1] for p in pairs]]
 
 
 def _newest(rows) -> dict[tuple[str, str], Latest]:
