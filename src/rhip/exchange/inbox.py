@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from rhip.exchange.errors import InboxError
 from rhip.exchange.models import INBOX_STATUSES, inbox_messages
 from rhip.kernel.clock import now
-from rhip.store.pq import Pipeline
+from rhip.store.pq import Pipeline, numbered
 
 MAX_ERROR = 4000  # characters of error text kept
 
@@ -112,7 +112,7 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
 
 def send_taken(pipe: Pipeline, keys: Sequence[str]) -> None:
     """``taken_keys`` queued in a libpq pipeline (PostgreSQL); its rows are the keys taken."""
-    pipe.send(b"rhip_taken_keys", _TAKEN_KEYS.replace("%s", "$1").encode(), [list(keys)])
+    pipe.send(b"rhip_taken_keys", numbered(_TAKEN_KEYS), [list(keys)])
 
 
 _TAKEN_KEYS = "SELECT dedup_key FROM inbox_messages WHERE dedup_key = ANY(%s::text[])"
@@ -140,11 +140,7 @@ _INSERT_OUTCOME = (
 )
 
 
-_INSERT_OUTCOME_PQ = (
-    f"INSERT INTO inbox_messages ({', '.join(_OUTCOME_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_OUTCOME_COLUMNS) + 1))}) "
-    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
-).encode()
+_INSERT_OUTCOME_PQ = numbered(_INSERT_OUTCOME)
 
 
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
@@ -171,9 +167,10 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
 def send_outcomes(pipe: Pipeline, rows: Sequence[dict[str, Any]]) -> None:
     """``insert_outcomes`` queued in a libpq pipeline, one statement a row: a row's result holds
     its id if it was written (none if its key was taken)."""
-    sql = _INSERT_OUTCOME_PQ
     for row in rows:
-        pipe.send(b"rhip_insert_outcome", sql, [row.get(c) for c in _OUTCOME_COLUMNS])
+        pipe.send(
+            b"rhip_insert_outcome", _INSERT_OUTCOME_PQ, [row.get(c) for c in _OUTCOME_COLUMNS]
+        )
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

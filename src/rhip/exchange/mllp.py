@@ -143,7 +143,7 @@ class Committer:
         self.max_batch = max_batch
         self.gather = gather
         self.workers = workers if ingest.group_commit else 1
-        self.connections = 0  # open connections (kept by ``_serve_connection``)
+        self.connections = 0  # open connections (kept by ``serve_connection``)
         self._in_flight = 0  # frames taken by a worker, not yet answered
         self.batches = self.frames = 0  # committed so far: frames / batches is the group size
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -311,14 +311,14 @@ async def serve_mllp(
                              resolver_spec, secret_key)  # fmt: skip
     if processes > 1:
         log.info("MLLP on %s: one process (one writer at a time)", engine.dialect.name)
-    resolver = resolver or _load_resolver(resolver_spec)
+    resolver = resolver or load_resolver(resolver_spec)
     ingest = await make_ingest(
         engine, resolver, max_bytes, vault=vault, scorecard_every=scorecard_every
     )
     committer = Committer(ingest, workers)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(committer, reader, writer, idle_timeout)
+        await serve_connection(committer, reader, writer, idle_timeout)
 
     server = await asyncio.start_server(on_connection, host, port)
     server.committer = committer  # type: ignore[attr-defined]  # closed with the loop
@@ -335,7 +335,7 @@ async def _pooled(engine, host, port, processes, max_bytes, idle_timeout, spec, 
     return await PooledServer.start(url, host, port, processes, args, secret_key=secret_key)
 
 
-async def _serve_connection(
+async def serve_connection(
     committer: Committer,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -369,7 +369,7 @@ async def _serve_connection(
             await writer.wait_closed()
 
 
-def _load_resolver(spec: str | None) -> PatientResolver | None:
+def load_resolver(spec: str | None) -> PatientResolver | None:
     if not spec:
         return None
     module, _, attr = spec.partition(":")

@@ -202,13 +202,13 @@ def _die_with_parent() -> None:
 
 
 async def _worker(args: argparse.Namespace) -> None:
-    from rhip.exchange.mllp import Committer, _load_resolver, _serve_connection, make_ingest
+    from rhip.exchange.mllp import Committer, load_resolver, make_ingest, serve_connection
     from rhip.store import make_engine
 
     loop = asyncio.get_running_loop()
     channel = socket.socket(fileno=args.channel)
     channel.setblocking(False)
-    ingest = await make_ingest(make_engine(args.db), _load_resolver(args.resolver), args.max_bytes)
+    ingest = await make_ingest(make_engine(args.db), load_resolver(args.resolver), args.max_bytes)
     committer = Committer(ingest, inline=True)
     stopped = asyncio.Event()
     tasks: set[asyncio.Task] = set()
@@ -216,7 +216,7 @@ async def _worker(args: argparse.Namespace) -> None:
     async def serve(conn: socket.socket) -> None:
         try:
             reader, writer = await asyncio.open_connection(sock=conn)
-            await _serve_connection(committer, reader, writer, args.idle_timeout)
+            await serve_connection(committer, reader, writer, args.idle_timeout)
         finally:
             with contextlib.suppress(OSError):
                 channel.send(CLOSED)

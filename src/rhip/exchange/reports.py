@@ -20,12 +20,10 @@ from rhip import quality
 from rhip.exchange import inbox, terminology
 from rhip.exchange.models import observations, reports
 from rhip.exchange.oru import ReportIn
-from rhip.quality.models import quality_findings
 from rhip.quality.repo import FINDING_COLUMNS
 from rhip.quality.service import ScorecardTally
 from rhip.store import bulk_insert
-from rhip.store.bulk import insert_statement
-from rhip.store.pq import Pipeline, timestamp
+from rhip.store.pq import Pipeline, insert_sql, numbered, timestamp
 
 REPORT_COLUMNS = (
     "id", "report_key", "version", "current", "patient_id", "institution_id", "kind",
@@ -157,37 +155,20 @@ def send_prepared(pipe: Pipeline, p: Prepared) -> None:
     a libpq pipeline (one round trip with the caller's other statements); the observations are
     the caller's to COPY (``p.obs_rows``)."""
     if p.unset:
-        pairs = [(iid, k) for iid, keys in sorted(p.unset.items()) for k in sorted(keys)]
-        params = [[a for a, _ in pairs], [b for _, b in pairs]]
-        pipe.send(b"rhip_unset_current", _numbered(_UNSET_CURRENT), params)
-    report_sql = _numbered(insert_statement(reports, REPORT_COLUMNS))
+        pipe.send(b"rhip_unset_current", _UNSET_CURRENT_PQ, _key_arrays(p.unset.items()))
     for row in p.report_rows:
-        pipe.send(b"rhip_insert_report", report_sql, row)
-    finding_sql = _numbered(insert_statement(quality_findings, FINDING_COLUMNS))
+        pipe.send(b"rhip_insert_report", _INSERT_REPORT_PQ, row)
     for row in p.recording.warnings:
-        pipe.send(b"rhip_insert_finding", finding_sql, row)
+        pipe.send(b"rhip_insert_finding", _INSERT_FINDING_PQ, row)
 
 
-def _numbered(sql: str) -> bytes:
-    """psycopg's ``%s`` placeholders as libpq's ``$1``, ``$2`` …"""
-    parts = sql.split("%s")
-    numbered = "".join(f"{a}${n}" for n, a in enumerate(parts[:-1], start=1)) + parts[-1]
-    return numbered.encode()
-
-
-def unset_current(conn: Connection, touched: Mapping[str, set[str]], cursor=None) -> None:
-    """Clear the current flag of the stored versions of ``touched`` (institution → keys).
-    PostgreSQL: on ``cursor`` if given (a psycopg cursor, e.g. in a pipeline)."""
+def unset_current(conn: Connection, touched: Mapping[str, set[str]]) -> None:
+    """Clear the current flag of the stored versions of ``touched`` (institution → keys)."""
     if not touched:
         return
     if conn.dialect.name == "postgresql":  # pairs as two arrays, nothing to compile
-        pairs = [(iid, k) for iid, keys in sorted(touched.items()) for k in sorted(keys)]
-        params = [[p[0] for p in pairs], [p[1] for p in pairs]]
-        if cursor is not None:
-            cursor.execute(_UNSET_CURRENT, params)
-            return
         with inbox.driver_cursor(conn) as cur:
-            cur.execute(_UNSET_CURRENT, params)
+            cur.execute(_UNSET_CURRENT, _key_arrays(touched.items()))
         return
     t = reports.c  # one statement for every institution of the call
     scope = or_(*(and_(t.institution_id == iid, t.report_key.in_(sorted(keys)))
@@ -257,6 +238,10 @@ def _rows(conn, batches, rejections, std, recorded_at, latest=None):
 _PAIRS = "(institution_id, report_key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 _LATEST = f"SELECT institution_id, report_key, version, issued_at FROM reports WHERE {_PAIRS}"
 _UNSET_CURRENT = f"UPDATE reports SET current = false WHERE current AND {_PAIRS}"
+# the same, and the report store's inserts, for a libpq pipeline (``rhip.store.pq``)
+_LATEST_PQ, _UNSET_CURRENT_PQ = numbered(_LATEST), numbered(_UNSET_CURRENT)
+_INSERT_REPORT_PQ = insert_sql("reports", REPORT_COLUMNS)
+_INSERT_FINDING_PQ = insert_sql("quality_findings", FINDING_COLUMNS)
 
 
 def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Latest]:
@@ -281,7 +266,7 @@ def _latest(conn: Connection, batches, rejections) -> dict[tuple[str, str], Late
 def send_latest(pipe: Pipeline, batches: Sequence[Batch]) -> None:
     """PostgreSQL: ask for the stored versions of ``batches``' reports in a libpq pipeline; its
     rows give ``read_latest``."""
-    pipe.send(b"rhip_latest_versions", _numbered(_LATEST), _pair_arrays(batches))
+    pipe.send(b"rhip_latest_versions", _LATEST_PQ, _pair_arrays(batches))
 
 
 def read_latest(rows) -> dict[tuple[str, str], Latest]:
@@ -290,7 +275,16 @@ def read_latest(rows) -> dict[tuple[str, str], Latest]:
 
 
 def _pair_arrays(batches: Sequence[Batch]) -> list[list[str]]:
-    pairs = sorted({key for batch in batches for key in _keys(batch)})
+    """The batches' (institution, report key) pairs as two arrays."""
+    by_institution: dict[str, set[str]] = {}
+    for batch in batches:
+        by_institution.setdefault(batch.institution_id, set()).update(k for _, k in _keys(batch))
+    return _key_arrays(by_institution.items())
+
+
+def _key_arrays(keys) -> list[list[str]]:
+    """(institution, its keys) as two parallel arrays, sorted: the ``_PAIRS`` parameters."""
+    pairs = [(iid, k) for iid, ks in sorted(keys) for k in sorted(ks)]
     return [[p[0] for p in pairs], [p[1] for p in pairs]]
 
 

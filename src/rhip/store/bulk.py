@@ -144,20 +144,6 @@ def _copy(conn: Connection, table: Table, columns: Sequence[str], data: list, bi
     return len(data)
 
 
-def insert_statement(table: Table, columns: Sequence[str]) -> str:
-    """PostgreSQL: ``INSERT INTO table (columns) VALUES (%s, …)`` for a psycopg cursor's
-    ``executemany``, which in a pipeline sends all rows without waiting: for a few rows in a
-    transaction's pipeline, cheaper than a COPY and its two round trips."""
-    key = (table.name, tuple(columns))
-    if key not in _INSERTS:
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("%s" for _ in columns)
-        _INSERTS[key] = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
-    return _INSERTS[key]
-
-
-_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
-
 # SQLAlchemy type → PostgreSQL type of its binary COPY form (most specific first)
 _PG_TYPES = (
     (BigInteger, "int8"), (SmallInteger, "int2"), (Integer, "int4"), (Float, "float8"),

@@ -54,6 +54,19 @@ def dump(value: Any) -> bytes | None:
     raise TypeError(f"no text form for {type(value).__name__}")
 
 
+def numbered(sql: str) -> bytes:
+    """A statement with psycopg's ``%s`` placeholders in libpq's form (``$1``, ``$2`` …)."""
+    parts = sql.split("%s")
+    return ("".join(f"{a}${n}" for n, a in enumerate(parts[:-1], start=1)) + parts[-1]).encode()
+
+
+def insert_sql(table: str, columns: Sequence[str], tail: str = "") -> bytes:
+    """``INSERT INTO table (columns) VALUES ($1, …)`` followed by ``tail``."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return f'INSERT INTO "{table}" ({names}) VALUES ({marks}){tail}'.encode()
+
+
 def text_array(values: Sequence[str]) -> bytes:
     """``{"a","b"}``: a text[] literal, every element quoted and escaped."""
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
