@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func, select
 
 from exchange.support import ack_fields, oru
 from rhip.exchange.ingest import V2Ingest
-from rhip.exchange.models import inbox_messages, reports
+from rhip.exchange.models import inbox_messages, observations, reports
 
 
 @pytest.mark.postgres
@@ -58,6 +58,22 @@ def test_outcome_rows_skip_a_key_another_transaction_took(engine: Engine, ingest
     assert ids[0] not in stored and stored[ids[1]] == "mllp|S|K2" and taken in stored.values()
 
 
+def race_after_check(ingest: V2Ingest, raced: str):
+    """``groupcommit._find_duplicates`` that, the first time, lets ``raced`` be received on
+    another connection right after the batch's check: its key is taken meanwhile."""
+    from rhip.exchange import groupcommit
+
+    real = groupcommit._find_duplicates
+
+    def check_then_race(conn, items, *taken):
+        real(conn, items, *taken)
+        if not getattr(check_then_race, "done", False):
+            check_then_race.done = True
+            assert b"MSA|AA" in ingest.receive(raced.encode(), "127.0.0.1")  # own connection
+
+    return check_then_race
+
+
 @pytest.mark.postgres
 def test_a_key_taken_during_the_batch_falls_back_and_answers_a_duplicate(
     engine: Engine, ingest: V2Ingest, monkeypatch: pytest.MonkeyPatch
@@ -72,16 +88,8 @@ def test_a_key_taken_during_the_batch_falls_back_and_answers_a_duplicate(
     if engine.dialect.name != "postgresql":
         assert ingest.group_commit is False  # SQLite: one message at a time, nothing to race
         return
-    real = groupcommit._find_duplicates
     raced = oru("R1", filler="F1")
-
-    def check_then_race(conn, items, *taken):
-        real(conn, items, *taken)
-        if not getattr(check_then_race, "done", False):
-            check_then_race.done = True
-            assert b"MSA|AA|R1" in ingest.receive(raced.encode(), "127.0.0.1")  # own connection
-
-    monkeypatch.setattr(groupcommit, "_find_duplicates", check_then_race)
+    monkeypatch.setattr(groupcommit, "_find_duplicates", race_after_check(ingest, raced))
     acks = ingest.receive_many([(m.encode(), "127.0.0.1", None)
                                 for m in (raced, oru("R2", filler="F2"))])  # fmt: skip
     assert [ack_fields(a)["MSA"][1:3] for a in acks] == [["AA", "R1"], ["AA", "R2"]]
@@ -114,3 +122,137 @@ def test_statements_deallocated_between_batches_are_prepared_again(
     assert codes == [["AA", "P1"], ["AA", "P2"], ["AA", "P3"]]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(reports)).scalar_one() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("tallied", [False, True], ids=["counts-in-commit", "tally"])
+def test_the_pipelined_commit_survives_a_race_and_deallocation(
+    engine: Engine, sender_id: str, tallied: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a scorecard tally (as the listener runs) the batch's writes and its COMMIT go in one
+    libpq round trip; a key another transaction took meanwhile fails its inbox row, the server
+    skips the COMMIT, and the batch re-runs statement by statement. Prepared statements lost to
+    DEALLOCATE ALL are made again."""
+    from exchange.support import resolver
+    from rhip.exchange import groupcommit
+
+    if engine.dialect.name != "postgresql":
+        return
+    ingest = V2Ingest(engine, resolver, scorecard_every=3600 if tallied else None)
+    assert (ingest.scorecard is not None) is tallied
+    raced = oru("T1", filler="F1")
+    with engine.connect() as conn:  # kept, as the listener's worker keeps it
+        first = ingest.receive_many([(oru("T0", filler="F0").encode(), "127.0.0.1", None)], conn)
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.commit()
+        monkeypatch.setattr(groupcommit, "_find_duplicates", race_after_check(ingest, raced))
+        acks = ingest.receive_many(
+            [(m.encode(), "127.0.0.1", None) for m in (raced, oru("T2", filler="F2"))], conn
+        )
+        assert not conn.in_transaction()
+    codes = [ack_fields(a)["MSA"][1:3] for a in [*first, *acks]]
+    assert codes == [["AA", "T0"], ["AA", "T1"], ["AA", "T2"]]
+    with engine.connect() as conn:
+        statuses = sorted(
+            conn.execute(select(inbox_messages.c.control_id, inbox_messages.c.status)).all()
+        )
+        keys = sorted(conn.execute(select(reports.c.report_key)).scalars())
+        n_obs = conn.execute(select(func.count()).select_from(observations)).scalar_one()
+    assert statuses == [("T0", "processed"), ("T1", "duplicate"), ("T1", "processed"),
+                        ("T2", "processed")]  # fmt: skip
+    assert keys == ["filler:F0", "filler:F1", "filler:F2"] and n_obs == 3 * 4
+
+
+@pytest.mark.postgres
+def test_batch_statements_run_generic_plans_only_in_their_transaction(
+    engine: Engine, sender_id: str
+) -> None:
+    """The batch's prepared statements take arrays, whose custom plans PostgreSQL would make
+    again at every execution: the batch's transaction sets plan_cache_mode to generic plans,
+    and the setting ends with it (the kept connection is back to the server's default)."""
+    from exchange.support import resolver
+
+    if engine.dialect.name != "postgresql":
+        return
+    ingest = V2Ingest(engine, resolver, scorecard_every=3600)
+    with engine.connect() as conn:
+        default = conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one()
+        conn.rollback()
+        for n in range(8):  # more than the 5 custom plans PostgreSQL tries first
+            batch = [(oru(f"G{n}{k}", filler=f"G{n}{k}").encode(), "127.0.0.1", None)
+                     for k in range(2)]  # fmt: skip
+            assert all(b"MSA|AA" in a for a in ingest.receive_many(batch, conn))
+        plans = {name: (generic, custom) for name, generic, custom in conn.exec_driver_sql(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE name IN ('rhip_insert_report', 'rhip_latest_versions')"
+        )}  # fmt: skip
+        after = conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one()
+    assert after == default == "auto"
+    assert set(plans) == {"rhip_insert_report", "rhip_latest_versions"}
+    for generic, custom in plans.values():
+        assert custom == 0 and generic >= 8
+
+
+@pytest.mark.postgres
+def test_observations_sent_as_json_are_stored_as_copy_stores_them(
+    engine: Engine, sender_id: str
+) -> None:
+    """The pipelined commit sends a batch's observation rows as one JSON parameter instead of a
+    binary COPY: every value reads back identical (text with quotes, backslashes, Chinese and a
+    tab, doubles at the edges of precision, instants with microseconds and offsets), and rows
+    the JSON cannot carry (an infinity) are left to COPY."""
+    import datetime as dt
+
+    from rhip.exchange.groupcommit import _pipeline
+    from rhip.exchange.reports import (
+        _INSERT_OBSERVATIONS_JSON_PQ,
+        OBSERVATION_COLUMNS,
+        REPORT_COLUMNS,
+        observations_json,
+    )
+    from rhip.store import bulk_insert
+
+    if engine.dialect.name != "postgresql":
+        return
+    at = dt.datetime(2024, 3, 1, 2, 30, 0, 123456, tzinfo=dt.UTC)
+    odd = 'a "quoted" \\back\\slash, 中文 \t tab'
+    values = [
+        ("P1", 1, "http://loinc.org", "2345-7", "葡萄糖", "NM", 0.1 + 0.2, None, "5.6", None,
+         "mmol/L", "3.9-6.1", "H", "F", at, "http://loinc.org", "2345-7", "Glucose", 5.6, "mmol/L"),
+        ("P1", 2, None, odd, odd, "ST", None, "<", odd, "CODE", None, None, None, None,
+         at + dt.timedelta(hours=3), None, None, None, -1e-300, None),
+        ("P1", 3, "L", "X", "", "NM", 1.7976931348623157e308, None, "", None, "", "", "",
+         "", at.astimezone(dt.timezone(dt.timedelta(hours=8))), "", "", "", 5e-324, ""),
+    ]  # fmt: skip
+    rows = {rid: [(rid, *v) for v in values] for rid in ("via-json", "via-copy")}
+    assert len(rows["via-json"][0]) == len(OBSERVATION_COLUMNS)
+    report = dict.fromkeys(REPORT_COLUMNS)
+    report.update(version=1, current=True, patient_id="P1", institution_id=sender_id,
+                  kind="lab", code="X", status="final", issued_at=at, recorded_at=at)  # fmt: skip
+    with engine.connect() as conn:
+        bulk_insert(conn, reports, [
+            tuple({**report, "id": rid, "report_key": rid}[c] for c in REPORT_COLUMNS)
+            for rid in rows
+        ], REPORT_COLUMNS)  # fmt: skip
+        pipe = _pipeline(conn)
+        pipe.send(
+            b"rhip_insert_observations",
+            _INSERT_OBSERVATIONS_JSON_PQ,
+            [observations_json(rows["via-json"])],
+        )
+        pipe.run()
+        bulk_insert(conn, observations, rows["via-copy"], OBSERVATION_COLUMNS, binary=True)
+        stored = {
+            rid: conn.execute(
+                select(*(observations.c[c] for c in OBSERVATION_COLUMNS[1:]))
+                .where(observations.c.report_id == rid)
+                .order_by(observations.c.seq)
+            ).all()
+            for rid in rows
+        }
+        conn.rollback()
+    assert stored["via-json"] == stored["via-copy"] and len(stored["via-json"]) == 3
+    assert stored["via-json"][1][3] == odd and stored["via-json"][0][6] == 0.1 + 0.2
+    assert stored["via-json"][2][-2] == 5e-324 and stored["via-json"][2][14] == at
+    infinite = [(*rows["via-json"][0][:7], float("inf"), *rows["via-json"][0][8:])]
+    assert observations_json(infinite) is None and observations_json(rows["via-copy"])

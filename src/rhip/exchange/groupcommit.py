@@ -160,13 +160,16 @@ def _number_and_read(ingest: V2Ingest, conn: Connection, items: list[Item]) -> N
             _read(ingest, conn, item)
 
 
-def _pipeline(conn: Connection) -> Pipeline:
+def _pipeline(conn: Connection, *, first: bool = False) -> Pipeline:
     """A libpq pipeline on ``conn``, in its transaction (begun if need be: the BEGIN goes in the
-    same round trip; ``conn.commit()`` commits it)."""
+    same round trip; ``conn.commit()`` commits it). The transaction's statements run generic
+    plans (``Pipeline.generic_plans``): set by the pipeline that begins it, or by the batch's
+    ``first`` one when a look-up before it began it."""
     if not conn.in_transaction():
         conn.begin()
     pipe = Pipeline(conn.connection.driver_connection)
-    pipe.begin_if_idle()
+    if pipe.begin_if_idle() or first:
+        pipe.generic_plans()
     return pipe
 
 
@@ -185,7 +188,7 @@ def _read_then_prefetch(ingest: V2Ingest, conn: Connection, items: list[Item]) -
     batches = [i.apply.batch for i in items if isinstance(i.apply, StoreReports)]
     keys = [i.key for i in items if i.key is not None]
     for attempt in (1, 2):
-        pipe = _pipeline(conn)
+        pipe = _pipeline(conn, first=True)
         inbox.send_taken(pipe, keys)
         send_latest(pipe, batches)
         try:
@@ -262,11 +265,14 @@ def _commit(
 def _write_pipelined(
     conn: Connection, items: list[Item], tally: ScorecardTally | None, latest=None
 ) -> None:
-    """A batch of reports (the common case) in four round trips after the reads, instead of
-    about eight: the inbox rows, superseded versions, report rows and warnings in one libpq
-    pipeline (``rhip.store.pq``: psycopg's per-statement Python was a third of the listener's
-    CPU); the observations by COPY (two); the commit. Quality rejections are known before
-    anything is written, so a refused message's inbox row goes in once, already failed.
+    """A batch of reports (the common case) in one round trip after the reads: the inbox rows,
+    superseded versions, report rows, warnings and observations (as one JSON parameter), and
+    the COMMIT, in one libpq pipeline (``rhip.store.pq``: psycopg's per-statement Python was a
+    third of the listener's CPU, and its COPY took two round trips and a commit a third).
+    Quality rejections are known before anything is written, so a refused message's inbox row
+    goes in once, already failed. Any statement's error leaves the transaction aborted (the
+    COMMIT is skipped): a key another transaction took meanwhile re-runs the batch by
+    ``_write``.
     """
     stores = [i for i in items if isinstance(i.apply, StoreReports)]
     batches = [i.apply.batch for i in stores]
@@ -277,16 +283,22 @@ def _write_pipelined(
             item.apply = None
     pipe = _pipeline(conn)
     inbox.send_outcomes(pipe, [i.row for i in items])
-    send_prepared(pipe, prepared)
+    queued = send_prepared(pipe, prepared, observations=True)
+    # the scorecard's counts go to the tally after the commit, or without one into the table
+    # in this transaction: then the commit waits for them
+    if queued and tally is not None:
+        pipe.commit()
     try:
-        results = pipe.run()
+        pipe.run()
     except (psycopg.IntegrityError, psycopg.errors.InvalidSqlStatementName) as exc:
-        raise _Again from exc  # a key taken meanwhile (its reports' inbox_id), or deallocated
-    if not all(results[: len(items)]):  # an inbox row not written: its key was taken
-        raise _Again
-    bulk_insert(conn, observations, prepared.obs_rows, OBSERVATION_COLUMNS, binary=True)
-    quality.write_recording(conn, prepared.recording, tally, warnings=False)
-    conn.commit()
+        raise _Again from exc  # a key taken meanwhile, or the statements deallocated
+    if not queued:  # a number JSON cannot carry: the observations by COPY
+        bulk_insert(conn, observations, prepared.obs_rows, OBSERVATION_COLUMNS, binary=True)
+    if tally is None:
+        quality.write_recording(conn, prepared.recording, None, warnings=False)
+    conn.commit()  # after the pipeline's COMMIT only SQLAlchemy's bookkeeping: psycopg is idle
+    if tally is not None:
+        quality.write_recording(conn, prepared.recording, tally, warnings=False)
     for item in items:
         item.ack = item.row["ack"]
 

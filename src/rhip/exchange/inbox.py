@@ -140,7 +140,9 @@ _INSERT_OUTCOME = (
 )
 
 
-_INSERT_OUTCOME_PQ = numbered(_INSERT_OUTCOME)
+# the pipelined group commit commits in the same round trip: there a taken key must fail the
+# statement (and so the commit) rather than be skipped
+_INSERT_OUTCOME_STRICT_PQ = numbered(_INSERT_OUTCOME.split(" ON CONFLICT")[0])
 
 
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
@@ -165,11 +167,15 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
 
 
 def send_outcomes(pipe: Pipeline, rows: Sequence[dict[str, Any]]) -> None:
-    """``insert_outcomes`` queued in a libpq pipeline, one statement a row: a row's result holds
-    its id if it was written (none if its key was taken)."""
+    """``insert_outcomes`` queued in a libpq pipeline, one statement a row; a key already taken
+    (another transaction stored the message meanwhile) fails with a unique violation, which
+    aborts the pipeline's transaction: the caller rolls back and re-runs the batch by
+    ``insert_outcomes``, which skips such rows."""
     for row in rows:
         pipe.send(
-            b"rhip_insert_outcome", _INSERT_OUTCOME_PQ, [row.get(c) for c in _OUTCOME_COLUMNS]
+            b"rhip_insert_outcome_strict",
+            _INSERT_OUTCOME_STRICT_PQ,
+            [row.get(c) for c in _OUTCOME_COLUMNS],
         )
 
 

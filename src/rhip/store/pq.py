@@ -73,6 +73,8 @@ def text_array(values: Sequence[str]) -> bytes:
     return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
 
 
+_GENERIC_PLANS = b"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+
 # server-side prepared statements made by ``Pipeline`` on each libpq connection
 _PREPARED: weakref.WeakKeyDictionary[pq.PGconn, set[bytes]] = weakref.WeakKeyDictionary()
 
@@ -87,19 +89,41 @@ class Pipeline:
     def __init__(self, driver: psycopg.Connection):
         self._conn = driver
         self._pg = driver.pgconn
-        # per queued command: True (the caller's statement), a name (its prepare), None (BEGIN)
+        # per queued command: True (the caller's statement), False (one whose rows are not
+        # returned), a name (a statement's prepare), None (BEGIN, COMMIT)
         self._kept: list[bool | bytes | None] = []
         self._prepared = _PREPARED.setdefault(self._pg, set())
 
-    def begin_if_idle(self) -> None:
-        """Open a transaction unless one is open (psycopg commits it as its own)."""
-        if self._pg.transaction_status == pq.TransactionStatus.IDLE:
-            self._start()
-            self._pg.send_query_params(b"BEGIN", None)
-            self._kept.append(None)
+    def begin_if_idle(self) -> bool:
+        """Open a transaction unless one is open (psycopg commits it as its own); whether it
+        did."""
+        if self._pg.transaction_status != pq.TransactionStatus.IDLE:
+            return False
+        self._start()
+        self._pg.send_query_params(b"BEGIN", None)
+        self._kept.append(None)
+        return True
 
-    def send(self, name: bytes, sql: bytes, params: Sequence[Any] = ()) -> None:
-        """Queue the statement ``sql`` (``$1``… placeholders), prepared as ``name``."""
+    def commit(self) -> None:
+        """Queue COMMIT: the transaction ends in this round trip. If a statement before it
+        fails, the server skips it and the transaction stays aborted, for the caller to roll
+        back (``run`` raises the statement's error)."""
+        self._start()
+        self._pg.send_query_params(b"COMMIT", None)
+        self._kept.append(None)
+
+    def generic_plans(self) -> None:
+        """The open transaction's prepared statements run their generic plan.
+
+        Our statements take arrays (``unnest($1::text[])``): for a short array the planner's
+        estimate of a custom plan is always below the generic plan's (which assumes 100
+        elements), so PostgreSQL would plan every execution again, ~15% of the backend's CPU
+        in a group commit. The setting ends with the transaction."""
+        self.send(b"rhip_generic_plans", _GENERIC_PLANS, rows=False)
+
+    def send(self, name: bytes, sql: bytes, params: Sequence[Any] = (), rows=True) -> None:
+        """Queue the statement ``sql`` (``$1``… placeholders), prepared as ``name``; ``rows``
+        False: its result is not among ``run``'s."""
         self._start()
         if name not in self._prepared:
             self._pg.send_prepare(name, sql)
@@ -108,7 +132,7 @@ class Pipeline:
         values = [dump(v) for v in params]
         formats = [_BINARY if isinstance(v, bytes) else _TEXT for v in params]
         self._pg.send_query_prepared(name, values or None, param_formats=formats or None)
-        self._kept.append(True)
+        self._kept.append(rows)
 
     def _start(self) -> None:
         if not self._kept:
@@ -122,6 +146,7 @@ class Pipeline:
             self._conn.wait(_flushed(pg))
         out: list[list[tuple[str | None, ...]]] = []
         error = None
+        made: set[bytes] = set()  # prepared by this round trip
         kept = iter(self._kept)
         while True:
             if pg.is_busy():  # wait with the GIL released (PQgetResult would hold it)
@@ -134,16 +159,21 @@ class Pipeline:
             tag, ok = next(kept), result.status in (_STATUS.TUPLES_OK, _STATUS.COMMAND_OK)
             if result.status == _STATUS.FATAL_ERROR and error is None:
                 error = psycopg.errors.error_from_result(result, encoding="utf-8")
-            if isinstance(tag, bytes) and not ok:  # a prepare skipped after an error, or failed
-                self._prepared.discard(tag)
+            if isinstance(tag, bytes):
+                if ok:
+                    made.add(tag)
+                else:  # a prepare skipped after an error, or failed
+                    self._prepared.discard(tag)
             elif tag is True and ok:
                 out.append(_rows(result))
         pg.exit_pipeline_mode()
         self._kept = []
         if isinstance(error, psycopg.errors.InvalidSqlStatementName):
             # psycopg sends DEALLOCATE ALL after a rollback when it has prepared statements of
-            # its own: ours went with them. Prepared again on next use; the caller retries.
+            # its own: ours went with them (but for those made in this round trip). Prepared
+            # again on next use; the caller retries.
             self._prepared.clear()
+            self._prepared.update(made)
         if error is not None:
             raise error
         return out
