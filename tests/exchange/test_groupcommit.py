@@ -182,77 +182,13 @@ def test_batch_statements_run_generic_plans_only_in_their_transaction(
             batch = [(oru(f"G{n}{k}", filler=f"G{n}{k}").encode(), "127.0.0.1", None)
                      for k in range(2)]  # fmt: skip
             assert all(b"MSA|AA" in a for a in ingest.receive_many(batch, conn))
-        plans = {name: (generic, custom) for name, generic, custom in conn.exec_driver_sql(
+        plans = {name.rsplit("_", 1)[0]: (generic, custom) for name, generic, custom in
+                 conn.exec_driver_sql(
             "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE name IN ('rhip_insert_report', 'rhip_latest_versions')"
+            "WHERE starts_with(name, 'rhip_json_reports_') OR name = 'rhip_latest_versions'"
         )}  # fmt: skip
         after = conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one()
     assert after == default == "auto"
-    assert set(plans) == {"rhip_insert_report", "rhip_latest_versions"}
+    assert set(plans) == {"rhip_json_reports", "rhip_latest"}
     for generic, custom in plans.values():
         assert custom == 0 and generic >= 8
-
-
-@pytest.mark.postgres
-def test_observations_sent_as_json_are_stored_as_copy_stores_them(
-    engine: Engine, sender_id: str
-) -> None:
-    """The pipelined commit sends a batch's observation rows as one JSON parameter instead of a
-    binary COPY: every value reads back identical (text with quotes, backslashes, Chinese and a
-    tab, doubles at the edges of precision, instants with microseconds and offsets), and rows
-    the JSON cannot carry (an infinity) are left to COPY."""
-    import datetime as dt
-
-    from rhip.exchange.groupcommit import _pipeline
-    from rhip.exchange.reports import (
-        _INSERT_OBSERVATIONS_JSON_PQ,
-        OBSERVATION_COLUMNS,
-        REPORT_COLUMNS,
-        observations_json,
-    )
-    from rhip.store import bulk_insert
-
-    if engine.dialect.name != "postgresql":
-        return
-    at = dt.datetime(2024, 3, 1, 2, 30, 0, 123456, tzinfo=dt.UTC)
-    odd = 'a "quoted" \\back\\slash, 中文 \t tab'
-    values = [
-        ("P1", 1, "http://loinc.org", "2345-7", "葡萄糖", "NM", 0.1 + 0.2, None, "5.6", None,
-         "mmol/L", "3.9-6.1", "H", "F", at, "http://loinc.org", "2345-7", "Glucose", 5.6, "mmol/L"),
-        ("P1", 2, None, odd, odd, "ST", None, "<", odd, "CODE", None, None, None, None,
-         at + dt.timedelta(hours=3), None, None, None, -1e-300, None),
-        ("P1", 3, "L", "X", "", "NM", 1.7976931348623157e308, None, "", None, "", "", "",
-         "", at.astimezone(dt.timezone(dt.timedelta(hours=8))), "", "", "", 5e-324, ""),
-    ]  # fmt: skip
-    rows = {rid: [(rid, *v) for v in values] for rid in ("via-json", "via-copy")}
-    assert len(rows["via-json"][0]) == len(OBSERVATION_COLUMNS)
-    report = dict.fromkeys(REPORT_COLUMNS)
-    report.update(version=1, current=True, patient_id="P1", institution_id=sender_id,
-                  kind="lab", code="X", status="final", issued_at=at, recorded_at=at)  # fmt: skip
-    with engine.connect() as conn:
-        bulk_insert(conn, reports, [
-            tuple({**report, "id": rid, "report_key": rid}[c] for c in REPORT_COLUMNS)
-            for rid in rows
-        ], REPORT_COLUMNS)  # fmt: skip
-        pipe = _pipeline(conn)
-        pipe.send(
-            b"rhip_insert_observations",
-            _INSERT_OBSERVATIONS_JSON_PQ,
-            [observations_json(rows["via-json"])],
-        )
-        pipe.run()
-        bulk_insert(conn, observations, rows["via-copy"], OBSERVATION_COLUMNS, binary=True)
-        stored = {
-            rid: conn.execute(
-                select(*(observations.c[c] for c in OBSERVATION_COLUMNS[1:]))
-                .where(observations.c.report_id == rid)
-                .order_by(observations.c.seq)
-            ).all()
-            for rid in rows
-        }
-        conn.rollback()
-    assert stored["via-json"] == stored["via-copy"] and len(stored["via-json"]) == 3
-    assert stored["via-json"][1][3] == odd and stored["via-json"][0][6] == 0.1 + 0.2
-    assert stored["via-json"][2][-2] == 5e-324 and stored["via-json"][2][14] == at
-    infinite = [(*rows["via-json"][0][:7], float("inf"), *rows["via-json"][0][8:])]
-    assert observations_json(infinite) is None and observations_json(rows["via-copy"])

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from rhip.exchange.errors import InboxError
 from rhip.exchange.models import INBOX_STATUSES, inbox_messages
 from rhip.kernel.clock import now
-from rhip.store.pq import Pipeline, numbered
+from rhip.store.pq import JsonRows, Pipeline, numbered
 
 MAX_ERROR = 4000  # characters of error text kept
 
@@ -112,10 +112,11 @@ def taken_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
 
 def send_taken(pipe: Pipeline, keys: Sequence[str]) -> None:
     """``taken_keys`` queued in a libpq pipeline (PostgreSQL); its rows are the keys taken."""
-    pipe.send(b"rhip_taken_keys", numbered(_TAKEN_KEYS), [list(keys)])
+    pipe.send(b"rhip_taken_keys", _TAKEN_KEYS_PQ, [list(keys)])
 
 
 _TAKEN_KEYS = "SELECT dedup_key FROM inbox_messages WHERE dedup_key = ANY(%s::text[])"
+_TAKEN_KEYS_PQ = numbered(_TAKEN_KEYS)
 
 
 def driver_cursor(conn: Connection):
@@ -140,9 +141,9 @@ _INSERT_OUTCOME = (
 )
 
 
-# the pipelined group commit commits in the same round trip: there a taken key must fail the
-# statement (and so the commit) rather than be skipped
-_INSERT_OUTCOME_STRICT_PQ = numbered(_INSERT_OUTCOME.split(" ON CONFLICT")[0])
+# the pipelined group commit's rows; it commits in the same round trip: there a taken key
+# must fail the statement (and so the commit) rather than be skipped
+_OUTCOME_ROWS = JsonRows(inbox_messages, _OUTCOME_COLUMNS)
 
 
 def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
@@ -167,16 +168,11 @@ def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int
 
 
 def send_outcomes(pipe: Pipeline, rows: Sequence[dict[str, Any]]) -> None:
-    """``insert_outcomes`` queued in a libpq pipeline, one statement a row; a key already taken
-    (another transaction stored the message meanwhile) fails with a unique violation, which
-    aborts the pipeline's transaction: the caller rolls back and re-runs the batch by
-    ``insert_outcomes``, which skips such rows."""
-    for row in rows:
-        pipe.send(
-            b"rhip_insert_outcome_strict",
-            _INSERT_OUTCOME_STRICT_PQ,
-            [row.get(c) for c in _OUTCOME_COLUMNS],
-        )
+    """``insert_outcomes`` queued in a libpq pipeline, as one statement (``JsonRows``). A key
+    already taken (another transaction stored the message meanwhile) fails it with a unique
+    violation, which aborts the pipeline's transaction: the caller rolls back and re-runs the
+    batch by ``insert_outcomes``, which skips such rows."""
+    _OUTCOME_ROWS.send(pipe, [tuple(row.get(c) for c in _OUTCOME_COLUMNS) for row in rows])
 
 
 def set_patients(conn: Connection, patients: dict[int, str]) -> None:

@@ -19,13 +19,18 @@ and the caller may simply retry.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import weakref
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import pq
 from psycopg.waiting import Wait
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 
 _STATUS = pq.ExecStatus
 _BINARY, _TEXT = 1, 0
@@ -60,17 +65,80 @@ def numbered(sql: str) -> bytes:
     return ("".join(f"{a}${n}" for n, a in enumerate(parts[:-1], start=1)) + parts[-1]).encode()
 
 
-def insert_sql(table: str, columns: Sequence[str], tail: str = "") -> bytes:
-    """``INSERT INTO table (columns) VALUES ($1, …)`` followed by ``tail``."""
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
-    return f'INSERT INTO "{table}" ({names}) VALUES ({marks}){tail}'.encode()
-
-
 def text_array(values: Sequence[str]) -> bytes:
     """``{"a","b"}``: a text[] literal, every element quoted and escaped."""
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
+
+
+class JsonRows:
+    """Many rows of ``table`` (values in ``columns`` order) in one statement of a pipeline: the
+    rows as one JSON array of arrays, unpacked by the server (``jsonb_array_elements``).
+
+    It stands in for COPY, which libpq cannot pipeline, and for one INSERT a row, each of which
+    costs the server an executor start and the client a parameter per value: msgspec encodes a
+    batch's rows in C, floats in their shortest exact form (the server reads back the same
+    doubles) and bytes in base64 (decoded by the server). Values as ``bulk_insert(binary=True)``
+    takes them: str, int, float, bool, aware datetime, date, bytes, None."""
+
+    def __init__(self, table: Table, columns: Sequence[str]):
+        dialect = postgresql.dialect()
+        exprs, self._floats, self._instants = [], [], []
+        for n, name in enumerate(columns):
+            kind = table.c[name].type
+            python = getattr(kind, "impl_instance", kind).python_type  # a TypeDecorator's own
+            if python is str:
+                exprs.append(f"r->>{n}")
+            elif python is bytes:
+                exprs.append(f"decode(r->>{n}, 'base64')")
+            else:
+                exprs.append(f"(r->>{n})::{kind.compile(dialect=dialect)}")
+            if python is float:
+                self._floats.append(n)
+            elif python is dt.datetime:
+                self._instants.append(n)
+        names = ", ".join(f'"{c}"' for c in columns)
+        self.sql = (
+            f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(exprs)} '
+            "FROM jsonb_array_elements($1::jsonb) AS r"
+        ).encode()
+        self.name = b"rhip_json_%s_%08x" % (table.name.encode(), zlib.crc32(self.sql))
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> str | None:
+        """The rows' JSON; None if a float would not come back the same (an infinity or NaN
+        has no JSON form, and jsonb keeps numbers as numeric, which has no -0.0): COPY stores
+        them exactly. A naive datetime raises, as ``dump`` does."""
+        at = self._floats
+        floats = [v for row in rows for n in at if (v := row[n]) is not None]
+        if floats and not _all_exact(floats):
+            return None
+        at = self._instants
+        if None in [v.tzinfo for row in rows for n in at if (v := row[n]) is not None]:
+            raise ValueError("naive datetime for a timestamptz column")
+        return msgspec.json.encode(rows).decode()
+
+    def send(self, pipe: Pipeline, rows: Sequence[Sequence[Any]]) -> bool:
+        """Queue the insert of ``rows`` in ``pipe`` (nothing for no rows); False if their JSON
+        cannot carry them (``encode``), for the caller to COPY them."""
+        if not rows:
+            return True
+        doc = self.encode(rows)
+        if doc is None:
+            return False
+        pipe.send(self.name, self.sql, [doc], rows=False)
+        return True
+
+
+def _all_exact(values: list[float]) -> bool:
+    """Every value survives JSON and jsonb's numeric: finite, and not -0.0. (One sum in C
+    first: it is finite when every value is, unless the sum itself overflows.)"""
+    try:
+        finite = math.isfinite(math.fsum(values))
+    except OverflowError:
+        finite = False
+    if finite and 0.0 not in values:  # -0.0 == 0.0: a zero's sign is looked at below
+        return True
+    return all(math.isfinite(v) and (v != 0 or math.copysign(1, v) > 0) for v in values)
 
 
 _GENERIC_PLANS = b"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
