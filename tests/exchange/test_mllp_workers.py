@@ -144,11 +144,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.postgres
-def test_the_app_starts_and_stops_its_mllp_workers(engine: Engine, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_app_starts_and_stops_its_mllp_workers(
+    engine: Engine, tmp_path: Path, loop: str
+) -> None:
     """``rhip serve --mllp-processes 2``: the app's lifespan starts the workers (children of the
-    serving process) behind its port, and stops them when the app stops."""
+    serving process) behind its port, and stops them when the app stops; on SQLite it serves
+    in its own process. On asyncio's event loop and on uvloop's, which uvicorn takes when it is
+    installed (its servers take no attributes and end differently)."""
     import asyncio
     import concurrent.futures
+
+    import uvloop
 
     from rhip.api import create_app
     from rhip.kernel.settings import Settings
@@ -171,7 +178,7 @@ def test_the_app_starts_and_stops_its_mllp_workers(engine: Engine, tmp_path: Pat
 
     # in a thread of its own: an earlier test in this process may have left a loop running here
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        workers = pool.submit(asyncio.run, run()).result(60)
+        workers = pool.submit(uvloop.run if loop == "uvloop" else asyncio.run, run()).result(60)
     assert acks == {"APP-1": "AA"}  # its patient resolved through the MPI, in a worker
     assert not any(_alive(w) for w in workers)
     with engine.connect() as conn:

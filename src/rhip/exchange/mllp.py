@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
@@ -31,6 +32,9 @@ from rhip.exchange import terminology
 from rhip.exchange.ingest import DEFAULT_MAX_BYTES, V2Ingest
 from rhip.exchange.patients import PatientResolver
 from rhip.kernel.crypto import IdentifierVault
+
+if TYPE_CHECKING:
+    from rhip.exchange.mllp_workers import PooledServer
 
 log = logging.getLogger("rhip.exchange.mllp")
 
@@ -293,7 +297,7 @@ async def serve_mllp(
     processes: int = 1,
     resolver_spec: str | None = None,
     secret_key: str | None = None,
-) -> asyncio.Server:
+) -> Listener | PooledServer:
     """Start listening (``port`` 0: any free port) and return the server; the caller owns it.
 
     Patients resolve through the MPI with ``vault`` (default: from RHIP_SECRET_KEY) unless a
@@ -320,9 +324,48 @@ async def serve_mllp(
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await serve_connection(committer, reader, writer, idle_timeout)
 
-    server = await asyncio.start_server(on_connection, host, port)
-    server.committer = committer  # type: ignore[attr-defined]  # closed with the loop
-    return server
+    return Listener(await asyncio.start_server(on_connection, host, port), committer)
+
+
+class Listener:
+    """The listener of one process: its server socket (``sockets``, ``close``, ``wait_closed``,
+    ``serve_forever``, ``async with``) and the ``committer`` whose ``close()`` writes what is
+    kept in memory.
+
+    The same on asyncio's loop and on uvloop's (``rhip serve`` runs on uvloop through uvicorn),
+    whose servers take no attributes, do not end ``serve_forever`` on ``close`` and make
+    ``wait_closed`` wait for every open connection: here ``close`` ends ``serve_forever`` and
+    ``wait_closed`` returns once the socket is closed (as on Python 3.11's asyncio). Open
+    connections are then cancelled with the loop: a message not yet acknowledged is resent by
+    its sender."""
+
+    def __init__(self, server: asyncio.AbstractServer, committer: Committer):
+        self.server, self.committer = server, committer
+        self._closed = asyncio.Event()
+
+    @property
+    def sockets(self):
+        return self.server.sockets
+
+    def is_serving(self) -> bool:
+        return self.server.is_serving()
+
+    def close(self) -> None:
+        self.server.close()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def serve_forever(self) -> None:
+        await self.server.start_serving()
+        await self._closed.wait()
+
+    async def __aenter__(self) -> Listener:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
 
 
 async def _pooled(engine, host, port, processes, max_bytes, idle_timeout, spec, secret_key):
@@ -396,7 +439,7 @@ async def _main(args: argparse.Namespace) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await server.serve_forever()
     finally:
-        server.committer.close()  # type: ignore[attr-defined]
+        server.committer.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -413,12 +456,21 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_logged(main_coroutine) -> None:
-    """A listener program's main: log lines to stderr, run until stopped, no trace on Ctrl-C."""
+    """A listener program's main: log lines to stderr, run until stopped, no trace on Ctrl-C.
+
+    On uvloop where it is installed (as ``rhip serve`` runs through uvicorn): its event loop
+    costs a third less CPU a message than asyncio's own (~0.09 against ~0.13 ms)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main_coroutine)
+        run(main_coroutine)
 
 
 if __name__ == "__main__":
