@@ -41,6 +41,9 @@ def _same(raw: bytes) -> None:
             for count in (1, 2, 3, 4):
                 expected = [a.get(f, c) for c in range(1, count + 1)]
                 assert a.comps(f, count) == b.comps(f, count) == expected, (a.name, f)
+                for rep in (2, 3):
+                    expected = [a.get(f, c, rep=rep) for c in range(1, count + 1)]
+                    assert a.comps(f, count, rep) == b.comps(f, count, rep) == expected, (a.name, f)
 
 
 @settings(max_examples=150, deadline=None)
@@ -57,7 +60,23 @@ def test_fast_split_reads_a_whole_oru() -> None:
     _same(oru("P3", seps="#$*!@").encode())
 
 
-NM_PIECE = st.sampled_from(["1", "5.6", "-0.5", "x", "2345-7", "mmol/L", "H", "F", "LN", " ", ""])
+NM_PIECE = st.sampled_from(
+    [
+        "1",
+        "5.6",
+        "-0.5",
+        "x",
+        "2345-7",
+        "mmol/L",
+        "H",
+        "F",
+        "LN",
+        " ",
+        "",
+        "20240301080000",
+        "2024130",
+    ]
+)
 NM_FIELD = st.lists(st.tuples(NM_PIECE, st.sampled_from(["^", ""])), max_size=4).map(
     lambda parts: "".join(p + d for p, d in parts)
 )

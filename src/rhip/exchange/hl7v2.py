@@ -12,8 +12,10 @@ delimiters. The body is then decoded and handed to python-hl7's ``hl7.parse``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import hl7
 
@@ -92,14 +94,12 @@ def read_envelope(raw: bytes) -> Envelope:
             hl7_code=SEGMENT_SEQUENCE,
         )
     fs, enc = _delimiters(raw)
-    header = re.split(rb"[\r\n]", raw, maxsplit=1)[0].decode("ascii", errors="replace")
-    parts = header.split(fs)
-    fields = ["", fs, *parts[1:]]  # fields[n] is MSH-n
-
-    def msh(n: int) -> str:
-        return fields[n].strip() if n < len(fields) else ""
-
-    charset = msh(18).split(enc[1])[0].strip().upper()
+    end = raw.find(b"\r")
+    header = (raw if end < 0 else raw[:end]).split(b"\n", 1)[0].decode("ascii", errors="replace")
+    fields = ["", fs, *header.split(fs)[1:]]  # fields[n] is MSH-n
+    fields += [""] * (19 - len(fields))  # up to MSH-18; an absent field reads ''
+    facility, msg_type, control_id = fields[4].strip(), fields[9].strip(), fields[10].strip()
+    charset = fields[18].strip().split(enc[1])[0].strip().upper()
     if charset not in CHARSETS:
         raise Refused(
             f"MSH-18 character set {charset!r} is not supported; send UNICODE UTF-8 or "
@@ -107,38 +107,37 @@ def read_envelope(raw: bytes) -> Envelope:
             location=Location("MSH", 1, 18),
             hl7_code=TABLE_VALUE_NOT_FOUND,
         )
-    msg_type = msh(9).split(enc[0])
-    _require(msg_type[0], 9, "MSH-9 message type")
-    _require(msg_type[1] if len(msg_type) > 1 else "", 9, "MSH-9 trigger event", component=2)
-    _require(msh(10), 10, "MSH-10 message control id")
-    _require(msh(4), 4, "MSH-4 sending facility")
-    version = msh(12).split(enc[0])[0]
+    code, trigger, *_ = (*msg_type.split(enc[0]), "")
+    _require(code, 9, "MSH-9 message type")
+    _require(trigger, 9, "MSH-9 trigger event", component=2)
+    _require(control_id, 10, "MSH-10 message control id")
+    _require(facility, 4, "MSH-4 sending facility")
+    version = fields[12].strip().split(enc[0])[0]
     if not version.startswith("2."):
         raise Refused(
             f"MSH-12 version {version!r} is not HL7 v2 (rhip speaks 2.5.1)",
             location=Location("MSH", 1, 12),
             hl7_code=UNSUPPORTED_VERSION,
         )
-    hd = msh(4).split(enc[0])
-    codes = tuple(c.strip() for c in (hd[1] if len(hd) > 1 else "", hd[0]) if c.strip())
     return Envelope(
-        fs, enc, charset, CHARSETS[charset], msh(3), msh(4), codes,
-        msg_type[0].upper(), msg_type[1].upper(), msh(10), msh(11), version,
+        fs, enc, charset, CHARSETS[charset], fields[3].strip(), facility,
+        _sender_codes(facility, enc[0]), code.upper(), trigger.upper(), control_id,
+        fields[11].strip(), version,
     )  # fmt: skip
+
+
+def _sender_codes(facility: str, csep: str) -> tuple[str, ...]:
+    """MSH-4 HD.2 (universal id: where a credit code is sent) and HD.1, those present."""
+    namespace, universal, *_ = (*facility.split(csep, 2), "")
+    return tuple(c for c in (universal.strip(), namespace.strip()) if c)
 
 
 def _delimiters(raw: bytes) -> tuple[str, str]:
     fs = chr(raw[3]) if len(raw) > 3 else ""
-    end = raw.find(fs.encode("latin-1"), 4) if fs else -1
+    end = raw.find(raw[3:4], 4) if fs else -1
     enc = raw[4:end].decode("latin-1") if end > 0 else ""
-    chars = fs + enc
-    usable = (
-        fs
-        and 4 <= len(enc) <= 5
-        and all(32 < ord(c) < 127 and not c.isalnum() for c in chars)
-        and len(set(chars)) == len(chars)
-    )
-    if not usable:
+    if not _usable_delimiters(fs, enc):
+        chars = fs + enc
         raise Refused(
             f"MSH-1/MSH-2 delimiters {chars[:8]!r} are not usable: a field separator and 4 "
             "distinct encoding characters (component, repetition, escape, sub-component), none a "
@@ -147,6 +146,17 @@ def _delimiters(raw: bytes) -> tuple[str, str]:
             hl7_code=DATA_TYPE_ERROR,
         )
     return fs, enc
+
+
+@lru_cache(maxsize=64)
+def _usable_delimiters(fs: str, enc: str) -> bool:
+    chars = fs + enc
+    return bool(
+        fs
+        and 4 <= len(enc) <= 5
+        and all(32 < ord(c) < 127 and not c.isalnum() for c in chars)
+        and len(set(chars)) == len(chars)
+    )
 
 
 def _require(value: str, field: int, what: str, component: int | None = None) -> None:
@@ -180,7 +190,9 @@ def decode(raw: bytes, env: Envelope) -> str:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built for every segment on the ingest hot path, and a frozen dataclass's
+# __init__ costs three times as much. Nothing changes a segment once read.
+@dataclass(slots=True)
 class Seg:
     """One segment, with its occurrence number among segments of its id (ERR-2.2)."""
 
@@ -200,12 +212,13 @@ class Seg:
             return ""
         return str(value).replace("\r", "\n").strip()
 
-    def comps(self, field: int, count: int) -> list[str]:
-        """``[self.get(field, c) for c in range(1, count + 1)]``, in one split when it can."""
+    def comps(self, field: int, count: int, rep: int = 1) -> list[str]:
+        """``[self.get(field, c, rep=rep) for c in range(1, count + 1)]``, in one split when it
+        can."""
         components = getattr(self.raw, "components", None)
-        if components is not None and (values := components(field, count)) is not None:
+        if components is not None and (values := components(field, count, rep)) is not None:
             return values
-        return [self.get(field, c) for c in range(1, count + 1)]
+        return [self.get(field, c, rep=rep) for c in range(1, count + 1)]
 
     def gets(self, *fields: int) -> list[str]:
         """``[self.get(f) for f in fields]``, plain fields read in one call."""
@@ -237,7 +250,15 @@ class Seg:
         return sum(1 for r in value if str(r))
 
     def loc(self, field: int | None = None, component: int | None = None, rep: int = 1):
+        if field is None and component is None:
+            return _segment_location(self.name, self.seq)
         return Location(self.name, self.seq, field, rep if field else None, component)
+
+
+@lru_cache(maxsize=1024)
+def _segment_location(name: str, seq: int) -> Location:
+    """A whole segment's location; immutable, so one is shared by every report naming it."""
+    return Location(name, seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,12 +318,44 @@ def _parse_ts(value: str, location: Location) -> dt.datetime:
             location=location,
             hl7_code=DATA_TYPE_ERROR,
         )
+    text, offset = value.strip(), m.group(7)
     try:
-        parsed = hl7.parse_datetime(value.strip())
+        parsed = _datetime(text[: -len(offset)] if offset else text)
     except ValueError:
         raise ContentError(
             f"{value!r} is not a calendar date and time", location=location, hl7_code="102"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=CST)
-    return parsed.astimezone(dt.UTC)
+    # an offset of a day or more raises ValueError here, as it did in python-hl7's conversion
+    return parsed.replace(tzinfo=_zone(offset)).astimezone(dt.UTC)
+
+
+def _datetime(stamp: str) -> dt.datetime:
+    """``YYYY[MM[DD[HH[MM[SS[.S]]]]]]`` read by position as python-hl7's ``parse_datetime`` reads
+    it (fractional seconds by way of a timedelta); ValueError when it is no calendar time."""
+    n = len(stamp)
+    second, micro = 0, 0
+    if n >= 14 and "." in stamp:
+        delta = dt.timedelta(seconds=float(stamp[12:]))
+        second, micro = delta.seconds, delta.microseconds
+    elif n >= 14:
+        second = int(stamp[12:])
+    return dt.datetime(
+        int(stamp[0:4]),
+        int(stamp[4:6]) if n >= 6 else 1,
+        int(stamp[6:8]) if n >= 8 else 1,
+        int(stamp[8:10]) if n >= 10 else 0,
+        int(stamp[10:12]) if n >= 12 else 0,
+        second,
+        micro,
+    )
+
+
+@lru_cache(maxsize=64)
+def _zone(offset: str | None) -> dt.tzinfo:
+    """The zone of a DTM offset such as ``+0800``; without one, CST."""
+    if offset is None:
+        return CST
+    minutes = int(offset[:3]) * 60
+    # python-hl7's arithmetic, kept: the minutes take the sign of the hours, so -0030 is +00:30
+    minutes += math.copysign(int(offset[3:]), minutes)
+    return dt.timezone(dt.timedelta(minutes=minutes))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rhip.exchange.errors import (
     DATA_TYPE_ERROR,
@@ -23,7 +24,7 @@ from rhip.exchange.hl7v2 import Seg, V2Message
 from rhip.exchange.models import RESULT_STATUS
 from rhip.exchange.patients import PatientRegistration, registration_from_pid
 from rhip.exchange.senders import Sender
-from rhip.exchange.values import Value, number_or_none, read_value
+from rhip.exchange.values import Value, nm_value, read_value
 
 # OBR-24 diagnostic service sections (HL7 table 0074) that make a report an exam (检查)
 EXAM_SECTIONS = frozenset(
@@ -134,7 +135,7 @@ def read_oru(msg: V2Message, sender: Sender) -> list[PatientResults]:
 
 
 def _report(obr: Seg) -> ReportIn:
-    placer, filler = obr.get(2), obr.get(3)
+    placer, filler, collected, issued, section, status = obr.gets(2, 3, 7, 22, 24, 25)
     if not (placer or filler):
         raise ContentError(
             "OBR-3 filler order number (or OBR-2 placer order number) is required: it names the "
@@ -149,7 +150,7 @@ def _report(obr: Seg) -> ReportIn:
             location=obr.loc(4, 1),
             hl7_code=REQUIRED_FIELD_MISSING,
         )
-    status = obr.get(25).upper()
+    status = status.upper()
     if status not in RESULT_STATUS:
         raise ContentError(
             f"OBR-25 result status {status!r} is not one of P, F, C, X"
@@ -166,9 +167,9 @@ def _report(obr: Seg) -> ReportIn:
         status=RESULT_STATUS[status],
         placer_number=placer[:100] or None,
         filler_number=filler[:100] or None,
-        collected_at=obr.ts(7),
-        issued_at=obr.ts(22),
-        section=obr.get(24),
+        collected_at=obr.ts(7, collected),
+        issued_at=obr.ts(22, issued),
+        section=section,
         specimen=_cwe_text(obr, 15) or None,
     )
 
@@ -210,7 +211,7 @@ def _plain_numeric(obx: Seg, position: int) -> ObservationIn | None:
     """The common OBX — a well-formed NM result in a segment without repetitions, sub-components
     or escapes — read straight from its fields, with exactly ``_observation``'s values; None for
     anything else (other value types, a missing code, a bad set id), which the general read
-    handles and explains."""
+    handles and explains. A field's value is then its first component, stripped."""
     raw = obx.raw
     if not getattr(raw, "plain", False):
         return None
@@ -218,30 +219,45 @@ def _plain_numeric(obx: Seg, position: int) -> ObservationIn | None:
     n = len(f)
     if n < 6 or f[2].strip().upper() != "NM":
         return None
+    if n < 15:
+        f = [*f, *_ABSENT[n:]]
     csep = raw.separators[3]
-    code, display, system, *_ = (*f[3].split(csep, 3), "", "", "")
-    code, seq = code.strip(), f[1].split(csep, 1)[0].strip()
+    seq = f[1].split(csep, 1)[0].strip()
+    code, display, system = _coding(f[3], csep)
     if not code or (seq and not seq.isdigit()):
         return None
-    first = f[5].split(csep, 1)[0].strip()  # NM: the first component is the whole value
-    unit_code, unit_text, *_ = (*f[6].split(csep, 2), "", "") if n > 6 else ("", "")
-    unit = (unit_code.strip() or unit_text.strip())[:64] or None
-    reference, flag, status, observed = (
-        f[i].split(csep, 1)[0].strip() if i < n else "" for i in (7, 8, 11, 14)
-    )
+    # by position, in field order: a keyword call costs twice as much on this hot path
     return ObservationIn(
-        seq=int(seq) if seq else position,
-        code_system=_system(system.strip()),
-        code=code[:64],
-        display=display.strip()[:300],
-        value=Value("NM", num=number_or_none(first), text=first or None),
-        unit=unit,
-        reference_range=reference[:100] or None,
-        abnormal_flag=flag.upper()[:8] or None,
-        status=status.upper()[:1] or None,
-        observed_at=obx.ts(14, observed),
-        location=obx.loc(),
+        int(seq) if seq else position,  # seq
+        system,  # code_system
+        code,
+        display,
+        nm_value(f[5].split(csep, 1)[0].strip()),  # value
+        _unit(f[6], csep),
+        f[7].split(csep, 1)[0].strip()[:100] or None,  # reference_range
+        f[8].split(csep, 1)[0].strip().upper()[:8] or None,  # abnormal_flag
+        f[11].split(csep, 1)[0].strip().upper()[:1] or None,  # status
+        obx.ts(14, f[14].split(csep, 1)[0].strip()),  # observed_at
+        obx.loc(),  # location
     )
+
+
+_ABSENT = ("",) * 15  # OBX fields past a segment's end read as ''
+
+
+# A lab sends the same few hundred tests and units over and over: their reads are remembered.
+@lru_cache(maxsize=4096)
+def _coding(field: str, csep: str) -> tuple[str, str, str | None]:
+    """A plain OBX-3 as code, display and code system, cut to their columns."""
+    code, display, system, *_ = (*field.split(csep, 3), "", "", "")
+    return code.strip()[:64], display.strip()[:300], _system(system.strip())
+
+
+@lru_cache(maxsize=1024)
+def _unit(field: str, csep: str) -> str | None:
+    """A plain OBX-6: the unit's code, else its text."""
+    unit_code, unit_text, *_ = (*field.split(csep, 2), "", "")
+    return (unit_code.strip() or unit_text.strip())[:64] or None
 
 
 def _system(raw: str) -> str | None:

@@ -8,6 +8,7 @@ PID-3.6 or PID-3.4, else the sender) and a passport (``PPN``). Others are ignore
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +26,7 @@ from rhip.exchange.errors import (
 )
 from rhip.exchange.hl7v2 import Seg
 from rhip.exchange.senders import Sender
+from rhip.exchange.v2fast import FastSegment
 from rhip.kernel import clock, systems
 from rhip.kernel.clock import CST
 from rhip.kernel.crypto import IdentifierVault
@@ -33,6 +35,7 @@ from rhip.kernel.ids import mask, validate_resident_id
 
 GENDERS = {"M": "male", "F": "female", "O": "other", "U": "unknown", "A": "other", "N": "unknown"}
 _ID_TYPES = {systems.HL7_RESIDENT_ID: systems.RESIDENT_ID, "PPN": systems.PASSPORT}
+_CJK = re.compile("[\u4e00-\u9fff]")  # CJK unified ideographs: a name written in Chinese
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,33 @@ PatientResolver = Callable[[Connection, PatientRegistration], str]
 
 
 def registration_from_pid(pid: Seg, sender: Sender) -> PatientRegistration:
-    """Read PID into a registration; ContentError (AE) when it has no usable identifier."""
+    """Read PID into a registration; ContentError (AE) when it has no usable identifier.
+
+    A patient's results come in runs (the several reports of one visit), so a read is
+    remembered by the PID's text, the sender and the day (a resident ID's validity depends on
+    it); a PID in error is read again each time, to name its field."""
+    today = clock.today_cst()
+    raw = pid.raw
+    if not isinstance(raw, FastSegment):  # python-hl7's tree: read it, nothing to key on
+        return _read_pid(pid, sender, today)
+    key = (raw.separators, raw.esc, *raw.fields, sender, today)
+    registration = _READ.get(key)
+    if registration is None:
+        registration = _read_pid(pid, sender, today)
+        if len(_READ) >= _READ_MAX:
+            _READ.clear()  # bounded: the patients of the hour refill it
+        _READ[key] = registration
+    return registration
+
+
+_READ: dict[tuple, PatientRegistration] = {}  # immutable, so shared by the messages of a run
+_READ_MAX = 4096
+
+
+def _read_pid(pid: Seg, sender: Sender, today: dt.date) -> PatientRegistration:
     identifiers = []
     for rep in range(1, pid.reps(3) + 1):
-        ident = _identifier(pid, rep, sender.credit_code)
+        ident = _identifier(pid, rep, sender.credit_code, today)
         if ident is not None and ident not in identifiers:
             identifiers.append(ident)
     if not identifiers:
@@ -75,33 +101,38 @@ def registration_from_pid(pid: Seg, sender: Sender) -> PatientRegistration:
             location=pid.loc(3),
             hl7_code=REQUIRED_FIELD_MISSING,
         )
-    sex = pid.get(8).upper()
+    born, sex, phone = pid.gets(7, 8, 13)
+    sex = sex.upper()
     if sex and sex not in GENDERS:
         raise ContentError(
             f"PID-8 administrative sex {sex!r} is not in HL7 table 0001 (M, F, O, U, A, N)",
             location=pid.loc(8),
             hl7_code=TABLE_VALUE_NOT_FOUND,
         )
-    born = pid.ts(7)
+    born = pid.ts(7, born)
+    street, _, city, province = pid.comps(11, 4)  # XAD.1, .3, .4
     return PatientRegistration(
         identifiers=tuple(identifiers),
         source=sender,
         name=_name(pid),
         gender=GENDERS.get(sex),
         birth_date=born.astimezone(CST).date() if born else None,
-        phone=pid.get(13),
-        address=" ".join(p for p in (pid.get(11, c) for c in (4, 3, 1)) if p),
+        phone=phone,
+        address=" ".join(p for p in (province, city, street) if p),
     )
 
 
-def _identifier(pid: Seg, rep: int, sender_code: str) -> Identifier | None:
-    value, kind = pid.get(3, 1, rep=rep), pid.get(3, 5, rep=rep).upper()
+def _identifier(pid: Seg, rep: int, sender_code: str, today: dt.date) -> Identifier | None:
+    # CX.1 the id, CX.4 its assigning authority, CX.5 its type, CX.6 the assigning facility
+    value, _, _, authority, kind, facility = pid.comps(3, 6, rep)
+    kind = kind.upper()
     if not value:
         return None
     if kind == systems.HL7_MRN:
+        # the facility's credit code: HD.2 or HD.1 of CX.6, else of CX.4, else the sender's
         facility = next(
-            (v for v in (pid.get(3, 6, 2, rep), pid.get(3, 6, 1, rep), pid.get(3, 4, 2, rep),
-                         pid.get(3, 4, 1, rep)) if len(v) == 18 and v.isalnum()),
+            (v for v in (pid.get(3, 6, 2, rep), facility, pid.get(3, 4, 2, rep), authority)
+             if len(v) == 18 and v.isalnum()),
             sender_code,
         )  # fmt: skip
         return Identifier(systems.mrn_system(facility.upper()), value)
@@ -109,7 +140,7 @@ def _identifier(pid: Seg, rep: int, sender_code: str) -> Identifier | None:
         return None
     if kind == systems.HL7_RESIDENT_ID:
         try:
-            value = _resident_number(value, rep)
+            value = _resident_number(value, rep, today)
         except InvalidInput as exc:
             raise ContentError(
                 exc.message, location=pid.loc(3, 1, rep), hl7_code=DATA_TYPE_ERROR
@@ -117,10 +148,9 @@ def _identifier(pid: Seg, rep: int, sender_code: str) -> Identifier | None:
     return Identifier(_ID_TYPES[kind], value)
 
 
-def _resident_number(value: str, rep: int) -> str:
+def _resident_number(value: str, rep: int, today: dt.date) -> str:
     """``validate_resident_id(value).number``, remembered per ID text and day (a patient's many
     messages carry the same ID; validity depends on today only through a future birth date)."""
-    today = clock.today_cst()
     try:
         return _valid_resident_number(value, today)
     except InvalidInput:
@@ -134,8 +164,8 @@ def _valid_resident_number(value: str, today: dt.date) -> str:
 
 
 def _name(pid: Seg) -> str:
-    family, given = pid.get(5, 1), pid.get(5, 2)
-    if any("\u4e00" <= ch <= "\u9fff" for ch in family + given):
+    family, given = pid.comps(5, 2)
+    if _CJK.search(family + given):
         return family + given  # Chinese names are written without a space
     return " ".join(p for p in (given, family) if p)
 

@@ -17,6 +17,8 @@ python-hl7's own ``unescape``), which ``tests/exchange/test_v2fast.py`` checks p
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from hl7.util import unescape
 
 from rhip.exchange.errors import SEGMENT_SEQUENCE, ContentError, Location
@@ -49,14 +51,15 @@ class FastSegment:
         return self.fields[index].split(self.separators[2])
 
     def first(self, field: int) -> str | None:
-        """``Seg.get(field)`` of a plain field (no separator or escape in it), else None: the
-        common read without the general path's calls."""
+        """``Seg.get(field)`` of a plain field (no separator or escape in it) or an absent one
+        (''), else None: the common read without the general path's calls."""
         fields = self.fields
-        if 0 < field < len(fields) and fields[0] not in _HEADERS:
-            value = fields[field]
-            if self._plain(value):
-                return value.replace("\r", "\n").strip()
-        return None
+        if field <= 0 or fields[0] in _HEADERS:
+            return None
+        if field >= len(fields):
+            return ""
+        value = fields[field]
+        return value.strip() if self._plain(value) else None
 
     def firsts(self, wanted: tuple[int, ...]) -> list[str | None]:
         """``first(f)`` for each field of ``wanted`` in one call (None: read it the general way)."""
@@ -75,23 +78,26 @@ class FastSegment:
                 else:
                     out.append(value.strip())
             else:
-                out.append(None)
+                out.append("" if f > 0 else None)
         return out
 
-    def components(self, field: int, count: int) -> list[str] | None:
-        """``[Seg.get(field, c) for c in 1..count]`` in one split (first repetition and
-        sub-component, unescaped, stripped), else None for a header segment's field."""
+    def components(self, field: int, count: int, rep: int = 1) -> list[str] | None:
+        """``[Seg.get(field, c, rep=rep) for c in 1..count]`` in one split (first sub-component,
+        unescaped, stripped), else None for a header segment's field."""
         fields = self.fields
         if fields[0] in _HEADERS:
             return None
         if not 0 < field < len(fields):
             return [""] * count
         value = fields[field]
+        seps = self.separators
+        if rep > 1:
+            reps = value.split(seps[2])
+            value = reps[rep - 1] if rep <= len(reps) else ""
+        elif seps[2] in value:
+            value = value.split(seps[2], 1)[0]
         if not value:
             return [""] * count
-        seps = self.separators
-        if seps[2] in value:
-            value = value.split(seps[2], 1)[0]
         if seps[3] not in value and seps[4] not in value and self.esc not in value:
             return [value.strip(), *[""] * (count - 1)]
         out = []
@@ -135,7 +141,9 @@ class FastSegment:
 
 def parse(raw: bytes, env: Envelope) -> V2Message:
     """Decode and split the whole message; segment ids are checked as ``hl7v2.parse`` does."""
-    text = decode(raw, env).replace("\r\n", "\r").replace("\n", "\r")
+    text = decode(raw, env)
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
     fs = env.field_sep
     enc = env.encoding_chars
     # python-hl7's order: segment, field, repetition, component, sub-component
@@ -145,21 +153,28 @@ def parse(raw: bytes, env: Envelope) -> V2Message:
     counts: dict[str, int] = {}
     segs = []
     for i, line in enumerate(line for line in text.split("\r") if line.strip()):
-        if not _SEGMENT_ID.match(line[:3]) or (len(line) > 3 and line[3] != fs):
+        parts = line.split(fs)
+        name = parts[0]
+        # hl7v2.parse's check of line[:3] and line[3]: the text before the first field separator
+        if len(name) != 3 or not _segment_id(name):
             raise ContentError(
                 f"line {i + 1} is not a segment: {line[:20]!r} (a segment id of 3 capitals "
                 f"and the field separator {fs!r} are expected)",
                 location=Location(line[:3] if line[:3].isalnum() else "MSH", 1),
                 hl7_code=SEGMENT_SEQUENCE,
             )
-        parts = line.split(fs)
-        name = parts[0]
         if name in _HEADERS:
             parts = [name, fs, *parts[1:]]
             plain = False
         else:
             plain = not (rsep in line or ssep in line or esc in line)
-        counts[name] = counts.get(name, 0) + 1
+        seq = counts[name] = counts.get(name, 0) + 1
         segment = FastSegment(parts, separators, esc, plain)
-        segs.append(Seg(name, counts[name], segment))  # type: ignore[arg-type]
+        segs.append(Seg(name, seq, segment))  # type: ignore[arg-type]
     return V2Message(env, tuple(segs))
+
+
+@lru_cache(maxsize=512)
+def _segment_id(name: str) -> bool:
+    """Whether ``name`` (3 characters) is a segment id: the few a sender uses, checked once."""
+    return _SEGMENT_ID.match(name) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rhip.exchange.errors import (
     DATA_TYPE_ERROR,
@@ -56,7 +57,7 @@ def read_value(obx: Seg) -> Value:
     if vtype == "NM":
         # a non-number is kept as text for the quality rule validity.numeric, which rejects it
         # (AE 102 at OBX-5) by default and names it in the scorecard
-        return Value(vtype, num=number_or_none(first), text=first or None)
+        return nm_value(first)
     if vtype == "SN":
         parts = [obx.get(5, c) for c in (1, 2, 3, 4)]
         try:
@@ -97,6 +98,13 @@ def _float(text: str) -> float:
     if not _NM.match(text):
         raise ValueError(f"{text[:40]!r} is not a number")
     return float(text)
+
+
+@lru_cache(maxsize=8192)
+def nm_value(first: str) -> Value:
+    """An NM value from OBX-5's first component (stripped); a non-number is kept as text. Results
+    repeat (a few thousand values make most of a lab's), and a Value is immutable: remembered."""
+    return Value("NM", num=number_or_none(first), text=first or None)
 
 
 def number_or_none(raw: str) -> float | None:
