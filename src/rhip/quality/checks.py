@@ -9,6 +9,7 @@ the failing value. Texts are built only for failures.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Hits:
 
 Check = Callable[..., Hits]
 CHECKS: dict[str, Check] = {}
-Rows = Sequence[int]  # row positions in a Columns
+Rows = Sequence[int]  # positions of rows in a Columns, ascending, each once
 
 
 def check(fn: Check) -> Check:
@@ -78,6 +79,10 @@ def hits(
     """Hits for rows ``bad`` (positions in ``frame``) of the ``subjects`` looked at, at
     ``column``'s field; ``message`` is text or a function of a failing row and whether the row
     came from HL7 v2 (to name fields as the sender knows them: see ``at``)."""
+    return Hits(per_batch(frame, subjects), _failures(frame, bad, column, message) if bad else [])
+
+
+def _failures(frame: Columns, bad: Rows, column: str, message) -> list[Fail]:
     seg, fno, path, _ = FIELDS[column]
     batch, segs, seqs = frame["batch"], frame["seg"], frame["seq"]
     item, obs = frame["item"], frame.get("obs")
@@ -89,35 +94,58 @@ def hits(
             batch[i], item[i], obs[i] if obs is not None else -1, segs[i] if here else None,
             seqs[i] if here else None, fno, path, text,
         ))  # fmt: skip
-    return Hits(per_batch(frame, subjects), failed)
+    return failed
 
 
 def per_batch(frame: Columns, rows: Rows) -> Mapping[int, int]:
+    """How many of ``rows`` each message has; messages with none are left out."""
     if frame.batches == 1:
         return {0: len(rows)}
-    batch = frame["batch"]
-    if isinstance(rows, range) and len(rows) == len(batch):  # every row: count in C
-        return Counter(batch)
-    return Counter([batch[i] for i in rows])
+    if len(rows) == frame.n:  # every row
+        return Counter(frame["batch"]) if frame.sizes is None else dict(frame.sizes)
+    if frame.starts is None:  # rows not in message order: count them one by one
+        batch = frame["batch"]
+        return Counter([batch[i] for i in rows])
+    counts: dict[int, int] = {}
+    lo = 0
+    for b, end in enumerate(frame.starts[1:]):  # message b's rows are below end
+        hi = bisect_left(rows, end, lo)  # rows ascending: a binary search, not a count
+        if hi > lo:
+            counts[b] = hi - lo
+        lo = hi
+    return counts
 
 
 def na(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+# ``na`` written out in the two below: a call per row would cost more than the test itself
+def _missing(values: Sequence[Any], rows: Rows) -> list[int]:
+    """The rows of ``rows`` whose value is missing (``na``)."""
+    return [i for i in rows if (v := values[i]) is None or (isinstance(v, float) and v != v)]
+
+
+def _present(values: Sequence[Any], rows: Rows) -> list[int]:
+    """The rows of ``rows`` whose value is not missing."""
+    return [
+        i for i in rows if (v := values[i]) is not None and not (isinstance(v, float) and v != v)
+    ]
+
+
 def _subject(frames: Frames, column: str) -> Columns:
     return frames.reports if FIELDS[column][0] in ("OBR", "PID") else frames.observations
 
 
-def _only(frame: Columns, kinds=None, value_types=None) -> list[int]:
-    rows: Sequence[int] = range(len(frame))
-    if kinds and "kind" in frame:
-        kind, allowed = frame["kind"], set(kinds)
-        rows = [i for i in rows if kind[i] in allowed]
-    if value_types and "value_type" in frame:
-        vtype, allowed = frame["value_type"], set(value_types)
-        rows = [i for i in rows if vtype[i] in allowed]
-    return list(rows)
+def _only(frame: Columns, kinds=None, value_types=None) -> Rows:
+    """The rows of one of ``kinds`` and one of ``value_types`` (either None: any)."""
+    rows: Rows = range(len(frame))
+    for name, wanted in (("kind", kinds), ("value_type", value_types)):
+        if wanted and name in frame:
+            values, allowed = frame[name], set(wanted)
+            if not allowed.issuperset(values):  # else every row is one of them (found in C)
+                rows = [i for i in rows if values[i] in allowed]
+    return rows
 
 
 # -- completeness ------------------------------------------------------------------------------
@@ -127,8 +155,7 @@ def required(frames: Frames, ctx: QualityContext, column: str, kinds=None, value
     frame = _subject(frames, column)
     rows = _only(frame, kinds, value_types)
     what = FIELDS[column][3]
-    values = frame[column]
-    bad = [i for i in rows if (v := values[i]) is None or (isinstance(v, float) and v != v)]
+    bad = _missing(frame[column], rows)
     return hits(frame, rows, bad, column, lambda i, v2: f"{at(column, v2)} {what} is missing")
 
 
@@ -137,7 +164,7 @@ def unit_present(frames: Frames, ctx: QualityContext, value_types=("NM", "SN")):
     """A numeric result carries its unit."""
     obs = frames.observations
     num, unit, code = obs["num"], obs["unit"], obs["code"]
-    rows = [i for i in _only(obs, value_types=value_types) if not na(num[i])]
+    rows = _present(num, _only(obs, value_types=value_types))
     bad = [i for i in rows if unit[i] is None]
     return hits(
         obs, rows, bad, "unit",
@@ -152,7 +179,7 @@ def numeric_value(frames: Frames, ctx: QualityContext, value_types=("NM",)):
     obs = frames.observations
     num, text, vtype = obs["num"], obs["text"], obs["value_type"]
     rows = _only(obs, value_types=value_types)
-    bad = [i for i in rows if na(num[i]) and text[i] is not None]
+    bad = [i for i in _missing(num, rows) if text[i] is not None]
     return hits(
         obs, rows, bad, "value",
         lambda i, v2: f"{at('value', v2)} value {str(text[i])[:40]!r} is not a number, as value "
@@ -168,7 +195,7 @@ def code_mapped(frames: Frames, ctx: QualityContext, kinds=None, value_types=Non
         return Hits({}, [])
     rows = _only(obs, kinds, value_types)
     mapped, code = obs["mapped"], obs["code"]
-    bad = [i for i in rows if not mapped[i]]
+    bad = [] if all(mapped) else [i for i in rows if not mapped[i]]  # all: found in C
     return hits(
         obs, rows, bad, "code",
         lambda i, v2: f"{at('code', v2)} item code {str(code[i])!r} is not in the institution's "
@@ -185,7 +212,7 @@ def unit_status(frames: Frames, ctx: QualityContext, status: str = "unknown"):
         return Hits({}, [])
     unit, found = obs["unit"], obs["unit_status"]
     rows = [i for i in range(len(obs)) if unit[i] is not None]
-    bad = [i for i in rows if found[i] == status]
+    bad = [i for i in rows if found[i] == status] if status in found else []  # in: in C
 
     def message(i: int, v2: bool) -> str:
         text = f"{at('unit', v2)} unit {str(unit[i])!r}"
@@ -218,7 +245,7 @@ def patient_id(frames: Frames, ctx: QualityContext):
     """Every report has its golden patient (主索引)."""
     reports = frames.reports
     ids = reports["patient_id"]
-    bad = [i for i in range(len(reports)) if na(ids[i])]
+    bad = _missing(ids, range(len(reports)))
     return hits(reports, range(len(reports)), bad, "patient_id",
                 "the report has no golden patient id")  # fmt: skip
 
@@ -229,12 +256,18 @@ def sex_specific(frames: Frames, ctx: QualityContext, female_only=(), male_only=
     """A sex-specific test fits the patient's sex (a pregnancy test for a man does not)."""
     obs, reports = frames.observations, frames.reports
     women, men = set(female_only), set(male_only)
-    std = obs.get("std_code")
-    code = obs["code"]
-    codes = [code[i] if na(s) else s for i, s in enumerate(std)] if std is not None else code
-    checked: Counter = Counter()
+    specific = women | men
+    checked: dict[int, int] = {}
     failed: list[Fail] = []
-    for frame, code, column in ((obs, codes, "code"), (reports, reports["code"], "report_code")):
+    for frame, column in ((obs, "code"), (reports, "report_code")):
+        for b, n in per_batch(frame, range(len(frame))).items():
+            checked[b] = checked.get(b, 0) + n
+        code = frame["code"]
+        std = obs.get("std_code") if frame is obs else None
+        if specific.isdisjoint(code) and (std is None or specific.isdisjoint(std)):
+            continue  # no sex-specific test at all (most messages): nothing can fail
+        if std is not None:  # an observation's standard code where it has one
+            code = [code[i] if na(s) else s for i, s in enumerate(std)]
         sex = frame["gender"]
         bad = [
             i for i in range(len(frame))
@@ -246,9 +279,8 @@ def sex_specific(frames: Frames, ctx: QualityContext, female_only=(), male_only=
             return (f"{at(column, v2)} test {code[i]} is for {who} but the patient "
                     f"({at('gender', v2)}) is {sex[i]}")  # fmt: skip
 
-        found = hits(frame, range(len(frame)), bad, column, message)
-        checked.update(found.checked)
-        failed += found.failed
+        if bad:
+            failed += _failures(frame, bad, column, message)
     return Hits(checked, failed)
 
 
@@ -285,6 +317,8 @@ def upload_delay(frames: Frames, ctx: QualityContext, max_hours: float = 24):
 
 def _repeats(keys: Sequence[Any]) -> list[int]:
     """Rows whose key appeared on an earlier row (the first one is not a repeat)."""
+    if len(set(keys)) == len(keys):  # the usual case, found in C
+        return []
     seen: set = set()
     out = []
     for i, key in enumerate(keys):

@@ -12,8 +12,10 @@ than every rule together, and on a 14,000-row chunk a list pass is still millise
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 REPORT_COLUMNS = (
@@ -27,12 +29,29 @@ OBSERVATION_COLUMNS = (
 
 
 class Columns:
-    """Equal-length columns by name: ``cols["unit"][i]`` is row i's unit."""
+    """Equal-length columns by name: ``cols["unit"][i]`` is row i's unit.
 
-    __slots__ = ("batches", "cols", "n")
+    ``starts[b]`` is the first row of message b (and ``starts[-1]`` the row count) when the
+    rows are in message order, as ``Frames.of_many`` builds them; else None. Found from the
+    ``batch`` column unless given. ``sizes``: message → its rows, for the messages with any
+    (None without ``starts``)."""
 
-    def __init__(self, cols: dict[str, Sequence[Any]], n: int, batches: int = 1):
+    __slots__ = ("batches", "cols", "n", "sizes", "starts")
+
+    def __init__(
+        self,
+        cols: dict[str, Sequence[Any]],
+        n: int,
+        batches: int = 1,
+        starts: Sequence[int] | None = None,
+    ):
         self.cols, self.n, self.batches = cols, n, batches
+        if starts is None and "batch" in cols:
+            starts = _starts(cols["batch"], batches)
+        self.starts = starts
+        self.sizes = None
+        if starts is not None:
+            self.sizes = {b: hi - lo for b, (lo, hi) in enumerate(pairwise(starts)) if hi > lo}
 
     def __len__(self) -> int:
         return self.n
@@ -47,7 +66,15 @@ class Columns:
         return self.cols.get(name, default)
 
     def with_columns(self, more: Mapping[str, Sequence[Any]]) -> Columns:
-        return Columns({**self.cols, **more}, self.n, self.batches)
+        starts = None if "batch" in more else self.starts
+        return Columns({**self.cols, **more}, self.n, self.batches, starts)
+
+
+def _starts(batch: Sequence[int], batches: int) -> Sequence[int] | None:
+    """``Columns.starts`` from a ``batch`` column."""
+    if batch and (batch[0] < 0 or batch[-1] >= batches or list(batch) != sorted(batch)):
+        return None  # not in message order: counts per message go row by row
+    return tuple(bisect_left(batch, b) for b in range(batches + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +98,17 @@ class Frames:
         """The frames of several messages at once (rows carry their message in ``batch``)."""
         reports: list[tuple] = []
         observations: list[tuple] = []
+        report_starts, observation_starts = [0], [0]  # each message's first row
         for b, batch in enumerate(batches):
             gender = genders[b] if genders is not None else getattr(batch, "gender", {})
             _rows(b, batch, gender or {}, reports, observations)
+            report_starts.append(len(reports))
+            observation_starts.append(len(observations))
         n = len(batches)
         return cls(
-            _columns(reports, REPORT_COLUMNS, n), _columns(observations, OBSERVATION_COLUMNS, n), n
+            _columns(reports, REPORT_COLUMNS, n, report_starts),
+            _columns(observations, OBSERVATION_COLUMNS, n, observation_starts),
+            n,
         )
 
     def with_standard(self, standard: Any) -> Frames:
@@ -86,7 +118,7 @@ class Frames:
             standard = {c: standard[c].tolist() for c in standard.columns}
         if not len(self.observations):
             return self
-        return replace(self, observations=self.observations.with_columns(standard))
+        return type(self)(self.reports, self.observations.with_columns(standard), self.batches)
 
 
 def _rows(b: int, batch: Any, gender: Mapping, reports: list, observations: list) -> None:
@@ -99,19 +131,27 @@ def _rows(b: int, batch: Any, gender: Mapping, reports: list, observations: list
             report.status, aware(report.collected_at), aware(report.issued_at), sex, seg, seq,
         ))  # fmt: skip
         for pos, o in enumerate(report.observations):
-            oseg, oseq = _where(getattr(o, "location", None))
-            v = o.value
+            # _text and _where written out: this runs for every observation of every message
+            v, where = o.value, getattr(o, "location", None)
+            text, unit, reference_range = v.text, o.unit, o.reference_range
             observations.append((
                 b, item, pos, patient_id, kind, o.code, o.code_system, v.type, v.num,
-                _text(v.text), _text(o.unit), _text(o.reference_range), aware(o.observed_at),
-                sex, oseg, oseq,
+                text if text and text.strip() else None,
+                unit if unit and unit.strip() else None,
+                reference_range if reference_range and reference_range.strip() else None,
+                aware(o.observed_at), sex,
+                None if where is None else getattr(where, "segment", None),
+                None if where is None else getattr(where, "sequence", None),
             ))  # fmt: skip
 
 
-def _columns(rows: list[tuple], names: tuple[str, ...], batches: int) -> Columns:
+def _columns(
+    rows: list[tuple], names: tuple[str, ...], batches: int, starts: Sequence[int]
+) -> Columns:
     if not rows:
-        return Columns({name: () for name in names}, 0, batches)
-    return Columns(dict(zip(names, zip(*rows, strict=True), strict=True)), len(rows), batches)
+        return Columns({name: () for name in names}, 0, batches, starts)
+    cols = dict(zip(names, zip(*rows, strict=True), strict=True))
+    return Columns(cols, len(rows), batches, starts)
 
 
 def _text(value: str | None) -> str | None:

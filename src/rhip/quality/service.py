@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -110,21 +109,35 @@ def check_many(
         if not rule.enabled:
             continue
         hits = CHECKS[rule.check](frames, ctx, **rule.params)
-        failures = Counter(row[0] for row in hits.failed)
-        subjects = Counter(b for b, _, _ in {(r[0], r[1], r[2]) for r in hits.failed})
-        for row in hits.failed:
-            found[row[0]].append(_finding(rule, row))
-        error = rule.severity == "error"
-        checked = hits.checked
-        for b in range(n):  # most batches have no failure: one lookup each
+        failing = _failing(rule, hits.failed, found) if hits.failed else {}
+        rule_id, checked = rule.id, hits.checked
+        for b, mine in enumerate(counts):  # most messages pass every rule: a lookup each
             c = checked.get(b, 0)
-            if b in failures:
-                f = failures[b]
-                counts[b][rule.id] = RuleCount(c, max(c - subjects[b], 0), 0 if error else f,
-                                               f if error else 0)  # fmt: skip
-            else:
-                counts[b][rule.id] = RuleCount(c, c)
-    return [Findings(tuple(found[b]), counts[b]) for b in range(n)]
+            mine[rule_id] = _count(rule, c, failing[b]) if b in failing else RuleCount(c, c)
+    return [Findings(tuple(f), c) for f, c in zip(found, counts, strict=True)]
+
+
+def _failing(
+    rule: Rule, failed: list[Fail], found: list[list[Finding]]
+) -> dict[int, tuple[int, int]]:
+    """Each failure as a finding of its message; per failing message, (failures, subjects
+    failed: a report or an observation failing twice counts once)."""
+    failures: dict[int, int] = {}
+    subjects: dict[int, set] = {}
+    for row in failed:
+        b = row[0]
+        found[b].append(_finding(rule, row))
+        failures[b] = failures.get(b, 0) + 1
+        subjects.setdefault(b, set()).add((row[1], row[2]))
+    return {b: (f, len(subjects[b])) for b, f in failures.items()}
+
+
+def _count(rule: Rule, checked: int, failing: tuple[int, int]) -> RuleCount:
+    failures, subjects = failing
+    passed = max(checked - subjects, 0)
+    if rule.severity == "error":
+        return RuleCount(checked, passed, errors=failures)
+    return RuleCount(checked, passed, warnings=failures)
 
 
 def _finding(rule: Rule, row: Fail) -> Finding:
