@@ -7,7 +7,9 @@ that overhead was a third of the listener's CPU per message. ``Pipeline`` sends 
 text parameters in libpq's pipeline mode and returns each one's rows as text; the caller knows the
 columns' types. It is used only where the values are plain (str, int, float, bool, aware
 datetime, date, bytes, lists of str) and the statement count is small; everything else goes
-through psycopg as usual.
+through psycopg as usual. ``JsonRows`` puts many rows of one table in such a pipeline as a
+single statement (COPY cannot be pipelined), so that a batch's writes and its COMMIT share one
+round trip; ``Pipeline.generic_plans`` keeps the server from planning every execution again.
 
 An error in any statement raises the psycopg exception for its SQLSTATE (``IntegrityError`` for a
 unique violation …) after the pipeline is drained, with the transaction left aborted for the
